@@ -1,0 +1,49 @@
+# herald: `make run` starts everything on this machine, `make test` runs every test.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: help uv install run migrate test test-faults lint format bench clean
+
+help:
+	@echo "make run          install, migrate, start api, scheduler, senders and the probe stub"
+	@echo "make test         run every test (needs PostgreSQL and RabbitMQ, see README)"
+	@echo "make test-faults  run the fault-injection suite"
+	@echo "make lint         ruff check, ruff format --check, mypy --strict"
+	@echo "make migrate      create the database if missing and apply migrations"
+	@echo "make bench        run the benchmark"
+
+# On a machine without uv, install it with pip first.
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet --break-system-packages uv
+
+install: uv
+	@$(UV) sync --frozen --quiet
+
+migrate: install
+	@$(RUN) herald migrate
+
+run: install
+	@$(RUN) herald run
+
+test: install
+	$(RUN) pytest
+
+test-faults: install
+	$(RUN) pytest -m faults tests/faults
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/common/src services/api/src services/scheduler/src services/sender/src services/probe_stub/src tests bench
+
+format: install
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+bench: install
+	$(RUN) python -m bench $(if $(SIZE),--size $(SIZE),)
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""herald's shared library: what every service agrees on."""

@@ -1,0 +1,1 @@
+"""RabbitMQ: topology, connections and confirmed publishing."""

@@ -1,0 +1,1 @@
+"""Alembic migrations of herald's schema: static, reviewed and reversible."""

@@ -1,0 +1,198 @@
+"""SQLAlchemy models of herald's schema; the migrations in ``migrations/`` create it.
+
+The API owns clients, mailings, the outbox and API keys; the scheduler owns the
+message ledger and the per-mailing counters.
+"""
+
+import uuid
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import (
+    text as sql_text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from herald_common.domain import MessageStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PHONE_LENGTH = 11
+TAG_MAX_LENGTH = 64
+TIMEZONE_MAX_LENGTH = 64
+MAILING_TEXT_MAX_LENGTH = 1000
+
+_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in MessageStatus)
+
+
+def _now() -> Any:
+    return func.now()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(PHONE_LENGTH), unique=True)
+    operator_code: Mapped[str] = mapped_column(String(3))
+    tag: Mapped[str | None] = mapped_column(String(TAG_MAX_LENGTH))
+    timezone: Mapped[str] = mapped_column(String(TIMEZONE_MAX_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        CheckConstraint("phone ~ '^7[0-9]{10}$'", name="phone_format"),
+        CheckConstraint("operator_code ~ '^[0-9]{3}$'", name="operator_code_format"),
+        Index("ix_clients_operator_code_id", "operator_code", "id"),
+        Index("ix_clients_tag_id", "tag", "id"),
+    )
+
+
+class Mailing(Base):
+    __tablename__ = "mailings"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # NULL means "no filter on this attribute"; a list means "one of these".
+    filter_operator_codes: Mapped[list[str] | None] = mapped_column(ARRAY(String(3)))
+    filter_tags: Mapped[list[str] | None] = mapped_column(ARRAY(String(TAG_MAX_LENGTH)))
+    # Client-local wall-clock window; both NULL means "any time of day".
+    send_window_start: Mapped[time | None] = mapped_column(Time)
+    send_window_end: Mapped[time | None] = mapped_column(Time)
+    # Bumped by every change; the scheduler reconciles until it has caught up.
+    revision: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+    reconciled_revision: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("start_at < end_at", name="frame_order"),
+        CheckConstraint(
+            "(send_window_start IS NULL) = (send_window_end IS NULL)"
+            " AND (send_window_start IS NULL OR send_window_start <> send_window_end)",
+            name="send_window_shape",
+        ),
+        CheckConstraint(f"char_length(text) BETWEEN 1 AND {MAILING_TEXT_MAX_LENGTH}", name="text"),
+        Index(
+            "ix_mailings_unreconciled",
+            "id",
+            postgresql_where=sql_text("reconciled_revision < revision"),
+        ),
+    )
+
+
+class Message(Base):
+    """The ledger: one row per (mailing, client) that matched the mailing's filter."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id"))
+    # No foreign key: a deleted client's messages stay in the ledger for statistics.
+    client_id: Mapped[int] = mapped_column(BigInteger)
+    phone: Mapped[str] = mapped_column(String(PHONE_LENGTH))
+    timezone: Mapped[str] = mapped_column(String(TIMEZONE_MAX_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        UniqueConstraint("mailing_id", "client_id", name="uq_messages_mailing_id_client_id"),
+        CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+        # Serves the dispatcher's "due and not yet queued" claim.
+        Index("ix_messages_due", "due_at", postgresql_where=sql_text("status = 'scheduled'")),
+        Index("ix_messages_mailing_id_status_id", "mailing_id", "status", "id"),
+        Index(
+            "ix_messages_client_id_unsent",
+            "client_id",
+            postgresql_where=sql_text("status IN ('scheduled', 'queued', 'retrying')"),
+        ),
+    )
+
+
+class MailingCounters(Base):
+    """Per-mailing message counts by status, kept in the same transaction as the ledger."""
+
+    __tablename__ = "mailing_counters"
+
+    mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id"), primary_key=True)
+    scheduled: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    queued: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    retrying: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    sent: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    failed: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    expired: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    cancelled: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    attempts: Mapped[int] = mapped_column(BigInteger, server_default=sql_text("0"))
+    first_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEvent(Base):
+    """Domain events written in the same transaction as the change they describe."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=sql_text("published_at IS NULL")),
+    )
+
+
+class ApiKey(Base):
+    """An integrator's API key. Only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
