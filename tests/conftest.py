@@ -11,6 +11,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -62,30 +63,46 @@ def database_url(database_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
-    """A vhost of its own for this run, so that leftovers of other runs never interfere."""
+def amqp_server_url() -> Iterator[str]:
     parts = urlsplit(BASE_AMQP_URL)
-    if not _reachable(parts.hostname, parts.port or 5672):
-        from testcontainers.rabbitmq import RabbitMqContainer
-
-        with RabbitMqContainer("rabbitmq:3.13") as container:
-            params = container.get_connection_params()
-            yield f"amqp://guest:guest@{params.host}:{params.port}/"
-        return
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    if rabbitmqctl is None or parts.hostname not in ("127.0.0.1", "localhost"):
+    if _reachable(parts.hostname, parts.port or 5672):
         yield BASE_AMQP_URL
         return
-    vhost = f"herald-test-{RUN_ID}"
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3.13") as container:
+        params = container.get_connection_params()
+        yield f"amqp://guest:guest@{params.host}:{params.port}/"
+
+
+@contextmanager
+def fresh_vhost(server_url: str, name: str) -> Iterator[str]:
+    """A vhost of its own, so that leftovers of other runs never interfere.
+
+    Needs rabbitmqctl on this machine; elsewhere the server's own URL is used as is.
+    """
+    parts = urlsplit(server_url)
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None or parts.hostname not in ("127.0.0.1", "localhost"):
+        yield server_url
+        return
     user = parts.username or "guest"
-    subprocess.run([rabbitmqctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([rabbitmqctl, "-q", "add_vhost", name], check=True, capture_output=True)
     subprocess.run(
-        [rabbitmqctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        [rabbitmqctl, "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
         check=True,
         capture_output=True,
     )
-    yield urlunsplit(parts._replace(path=f"/{vhost}"))
-    subprocess.run([rabbitmqctl, "-q", "delete_vhost", vhost], check=False, capture_output=True)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        subprocess.run([rabbitmqctl, "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def amqp_url(amqp_server_url: str) -> Iterator[str]:
+    with fresh_vhost(amqp_server_url, f"herald-test-{RUN_ID}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

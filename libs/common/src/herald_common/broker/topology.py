@@ -51,7 +51,7 @@ RETRY_TIERS = (
 )
 
 
-def _queue_arguments(queue_type: QueueType, **extra: Any) -> dict[str, Any]:
+def queue_arguments(queue_type: QueueType, extra: dict[str, Any]) -> dict[str, Any]:
     arguments: dict[str, Any] = {"x-queue-type": queue_type.value, **extra}
     if queue_type is QueueType.quorum:
         # Quorum queues dead-letter at-least-once only with reject-publish overflow.
@@ -83,7 +83,7 @@ async def declare_topology(channel: AbstractChannel, queue_type: QueueType) -> T
     dead = await channel.declare_exchange(DEAD_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
 
     dead_letter = await channel.declare_queue(
-        DEAD_LETTER_QUEUE, durable=True, arguments=_queue_arguments(queue_type)
+        DEAD_LETTER_QUEUE, durable=True, arguments=queue_arguments(queue_type, {})
     )
     await dead_letter.bind(dead)
 
@@ -118,7 +118,7 @@ async def _declare(
     channel: AbstractChannel, name: str, queue_type: QueueType, arguments: dict[str, Any]
 ) -> AbstractQueue:
     return await channel.declare_queue(
-        name, durable=True, arguments=_queue_arguments(queue_type, **arguments)
+        name, durable=True, arguments=queue_arguments(queue_type, arguments)
     )
 
 
