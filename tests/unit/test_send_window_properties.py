@@ -44,7 +44,8 @@ def zone_and_start(draw: st.DrawFn) -> tuple[str, datetime]:
     tz_name = draw(st.sampled_from(ZONES))
     year = draw(st.integers(1990, 2037))
     changes = transitions(tz_name, year)
-    if changes and draw(st.booleans()):
+    near_a_change = draw(st.booleans())
+    if changes and near_a_change:
         change = draw(st.sampled_from(changes))
         return tz_name, change - draw(st.timedeltas(timedelta(0), timedelta(days=2)))
     naive = draw(st.datetimes(min_value=datetime(year, 1, 1), max_value=datetime(year, 12, 31)))
