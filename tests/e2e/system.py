@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy.engine import make_url
 
 from herald_common.db import migrate
@@ -57,6 +58,12 @@ class Service:
             self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+
+    def restart(self) -> None:
+        """Start the same command again, as a process supervisor would after a crash."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is still running")
+        self.start()
 
     def signal(self, signum: int) -> None:
         if self.process and self.process.poll() is None:
@@ -116,12 +123,15 @@ class System:
         service.start()
         return service
 
-    def stub_received(self) -> list[dict[str, Any]]:
-        import orjson
+    @property
+    def stub_record_path(self) -> Path:
+        return self.log_dir / "stub-record.ndjson"
 
-        response = self.stub.get("/_stub/received")
-        response.raise_for_status()
-        return [orjson.loads(line) for line in response.content.splitlines() if line.strip()]
+    def stub_received(self) -> list[dict[str, Any]]:
+        """Every request the stub answered, across its restarts (from its --record file)."""
+        time.sleep(0.3)  # the stub flushes its record file every 0.2 s
+        text = self.stub_record_path.read_bytes() if self.stub_record_path.exists() else b""
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
     def configure_stub(self, **faults: Any) -> None:
         self.stub.put("/_stub/config", json=faults).raise_for_status()
@@ -174,6 +184,8 @@ def running_system(
                 str(stub_port),
                 "--token",
                 PROBE_TOKEN,
+                "--record",
+                str(log_dir / "stub-record.ndjson"),
                 *(stub_args or []),
             ],
         )
