@@ -22,7 +22,14 @@ from herald_common.send_window import SendWindow, is_inside, zone
 from tests.e2e import ledger
 from tests.e2e.conftest import StartSystem
 from tests.e2e.system import System
-from tests.e2e.test_dispatch import create_mailing, import_clients, iso, phone, wait_for
+from tests.e2e.test_dispatch import (
+    create_mailing,
+    import_clients,
+    iso,
+    phone,
+    wait_all_final,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -181,11 +188,7 @@ def test_fault(fault: str, start_system: StartSystem, fault_report: list[dict[st
 
     # Recovered by themselves: no restart by the test except of a killed process.
     wait_for(lambda: readyz(system) == 200, 90, "/readyz to recover")
-    wait_for(
-        lambda: ledger.all_final(system.database_url, mailing_id),
-        400,
-        "every message to reach a final status",
-    )
+    wait_all_final(system, mailing_id, CLIENTS, timeout=400)
 
     received = system.stub_received()
     ok = [r for r in received if r["outcome"] == "ok"]
