@@ -1,0 +1,1 @@
+"""herald's local stand-in of the external send API, with fault injection and a request log."""
