@@ -1,0 +1,1 @@
+"""herald's sender: delivers send commands through the external send API."""

@@ -1,0 +1,275 @@
+"""Consuming send commands: read the ledger, deliver, publish outcomes, and only then ack.
+
+Also follows the circuit breaker (stop taking commands while it is open, resume after the
+cool-down) and drains on shutdown: no new commands, in-flight requests finish, messages
+whose request did not start are deferred, and anything still unfinished goes back to
+RabbitMQ.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from herald_common.broker.connection import publish, to_message
+from herald_common.broker.topology import (
+    SEND_COMMANDS_QUEUE,
+    STATUS_ROUTING_KEY,
+    Topology,
+    declare_topology,
+)
+from herald_common.contracts import SendMessages
+from herald_common.metrics import RETRIES_SCHEDULED, SENDER_COMMANDS_INFLIGHT
+from herald_common.settings import QueueType
+from herald_sender.circuit import CircuitBreaker, CircuitState
+from herald_sender.classification import excerpt
+from herald_sender.delivery import CommandReport, Courier
+from herald_sender.repository import load_messages
+
+log = structlog.get_logger()
+
+BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError)
+DATABASE_ERRORS = (SQLAlchemyError, OSError)
+
+
+class CommandConsumer:
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        engine: AsyncEngine,
+        courier: Courier,
+        breaker: CircuitBreaker,
+        queue_type: QueueType,
+        prefetch: int,
+        drain_seconds: float = 8.0,
+        # How long to wait before handing a command back when the database or the broker
+        # failed, so that a redelivery loop does not spin.
+        failure_pause: float = 1.0,
+        publish_timeout: float = 10.0,
+    ) -> None:
+        self._connection = connection
+        self._engine = engine
+        self._courier = courier
+        self._breaker = breaker
+        self._queue_type = queue_type
+        self._prefetch = prefetch
+        self._drain_seconds = drain_seconds
+        self._failure_pause = failure_pause
+        self._publish_timeout = publish_timeout
+        self._handling: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._circuit_opened = asyncio.Event()
+        self._queue: AbstractQueue | None = None
+        self._topology: Topology | None = None
+        self._consumer_tag: str | None = None
+        self._consuming_lock = asyncio.Lock()
+        breaker.add_listener(self._on_circuit_change)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then drain; returns when nothing is left in flight."""
+        consume_channel = await self._connection.channel(publisher_confirms=False)
+        publish_channel = await self._connection.channel(publisher_confirms=True)
+        try:
+            await consume_channel.set_qos(prefetch_count=self._prefetch)
+            self._topology = await declare_topology(publish_channel, self._queue_type)
+            self._queue = await consume_channel.get_queue(SEND_COMMANDS_QUEUE)
+            if not self._breaker.is_open:
+                await self._start_consuming()
+            circuit = asyncio.create_task(self._follow_circuit(stop))
+            log.info("sender.started", prefetch=self._prefetch)
+            await stop.wait()
+            log.info("sender.stopping", commands_in_flight=len(self._handling))
+            self._stopping = True
+            # Wake the circuit follower so that it returns (never cancelled halfway
+            # through starting a consumer, which would leave one behind).
+            self._circuit_opened.set()
+            await circuit
+            await self._stop_consuming()
+            self._courier.stop_starting_requests()
+            await self._drain()
+        finally:
+            await _close(consume_channel)
+            await _close(publish_channel)
+        log.info("sender.stopped")
+
+    async def _on_command(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # aio-pika runs every delivery in a task of its own
+        self._handling.add(task)
+        SENDER_COMMANDS_INFLIGHT.inc()
+        try:
+            await self._handle(message)
+        except asyncio.CancelledError:
+            # Cut short by the drain deadline: the whole command goes back to the queue.
+            await self._requeue(message)
+            raise
+        except Exception:
+            # A bug, not a bad command: hand it back rather than lose it (or hold its
+            # prefetch slot forever), and slowly, so that a crash loop does not spin.
+            log.exception("command.crashed")
+            await asyncio.sleep(self._failure_pause)
+            await self._requeue(message)
+        finally:
+            SENDER_COMMANDS_INFLIGHT.dec()
+            self._handling.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = SendMessages.model_validate_json(message.body)
+        except ValidationError as error:
+            log.error(
+                "command.rejected",
+                amqp_message_id=message.message_id,
+                body=excerpt(message.body),
+                error=str(error)[:500],
+            )
+            await _settle(message.reject(requeue=False))
+            return
+        correlation_id = command.correlation_id or message.correlation_id
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=correlation_id, mailing_id=command.mailing_id
+        ):
+            await self._process(message, command, correlation_id)
+
+    async def _process(
+        self, message: AbstractIncomingMessage, command: SendMessages, correlation_id: str | None
+    ) -> None:
+        # A command that has not started anything goes back whole while the circuit is open
+        # or the sender is stopping: another sender (or this one, later) takes it.
+        if self._holding_back():
+            await self._requeue(message)
+            return
+        try:
+            async with self._engine.connect() as connection:
+                states = await load_messages(connection, [ref.id for ref in command.messages])
+        except DATABASE_ERRORS as error:
+            log.warning("command.ledger_unavailable", error=str(error)[:500])
+            await asyncio.sleep(self._failure_pause)
+            await self._requeue(message)
+            return
+        if self._holding_back():
+            await self._requeue(message)
+            return
+        if len(states) < len({ref.id for ref in command.messages}):
+            known = {state.id for state in states}
+            unknown = sorted({ref.id for ref in command.messages} - known)
+            log.warning("command.unknown_messages", message_ids=unknown[:20], count=len(unknown))
+        report = await self._courier.deliver(command, states)
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._publish(report, command.mailing_id, correlation_id)
+        except BROKER_ERRORS as error:
+            # Not acked: the command is redelivered, and the ledger keeps what it knows
+            # was sent from being sent again.
+            log.error("command.publish_failed", error=repr(error)[:500])
+            await asyncio.sleep(self._failure_pause)
+            await self._requeue(message)
+            return
+        await _settle(message.ack())
+        log.debug("command.done", outcomes=len(report.outcomes))
+
+    def _holding_back(self) -> bool:
+        return self._stopping or self._breaker.is_open
+
+    async def _publish(
+        self, report: CommandReport, mailing_id: int, correlation_id: str | None
+    ) -> None:
+        """One status event and one deferred command per delay tier, all confirmed."""
+        assert self._topology is not None
+        publications = []
+        event = report.status_event(correlation_id)
+        if event is not None:
+            publications.append(
+                publish(
+                    self._topology.status,
+                    to_message(event, message_id=str(event.id), correlation_id=correlation_id),
+                    STATUS_ROUTING_KEY,
+                )
+            )
+        deferred = report.deferred_commands(mailing_id, correlation_id)
+        for tier, command in deferred:
+            publications.append(
+                publish(
+                    self._topology.retry,
+                    to_message(command, message_id=str(command.id), correlation_id=correlation_id),
+                    tier.name,
+                )
+            )
+        await asyncio.gather(*publications)
+        for tier, _ in deferred:
+            RETRIES_SCHEDULED.labels(tier=tier.name).inc()
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        await _settle(message.nack(requeue=True))
+
+    def _on_circuit_change(self, state: CircuitState) -> None:
+        if state is CircuitState.open:
+            self._circuit_opened.set()
+
+    async def _follow_circuit(self, stop: asyncio.Event) -> None:
+        """While the circuit is open, take no commands; after the cool-down, half-open it."""
+        while True:
+            await self._circuit_opened.wait()
+            self._circuit_opened.clear()
+            if stop.is_set():
+                return
+            await self._stop_consuming()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._breaker.cooldown)
+            if stop.is_set():
+                return
+            self._breaker.half_open()
+            await self._start_consuming()
+
+    async def _start_consuming(self) -> None:
+        async with self._consuming_lock:
+            if self._consumer_tag is not None or self._stopping or self._queue is None:
+                return
+            self._consumer_tag = await self._queue.consume(self._on_command)
+            log.info("sender.consuming")
+
+    async def _stop_consuming(self) -> None:
+        async with self._consuming_lock:
+            if self._consumer_tag is None or self._queue is None:
+                return
+            tag, self._consumer_tag = self._consumer_tag, None
+            try:
+                await self._queue.cancel(tag)
+            except BROKER_ERRORS as error:
+                log.warning("sender.cancel_failed", error=repr(error))
+            log.info("sender.paused")
+
+    async def _drain(self) -> None:
+        if not self._handling:
+            return
+        _, unfinished = await asyncio.wait(set(self._handling), timeout=self._drain_seconds)
+        if unfinished:
+            log.warning("sender.drain_timeout", commands=len(unfinished))
+            for task in unfinished:
+                task.cancel()
+            await asyncio.wait(unfinished, timeout=1.0)
+
+
+async def _settle(settlement: Awaitable[None]) -> None:
+    """Ack, nack or reject; on a dead channel RabbitMQ redelivers the command by itself."""
+    try:
+        await settlement
+    except BROKER_ERRORS as error:
+        log.warning("command.settle_failed", error=repr(error))
+
+
+async def _close(channel: AbstractChannel) -> None:
+    with contextlib.suppress(*BROKER_ERRORS):
+        await channel.close()

@@ -1,0 +1,561 @@
+"""Delivering one send command's messages: end and window checks, the request, retries.
+
+Every message ends the command in one outcome: ``sent``, ``failed``, ``expired``, or
+``retrying`` with a delay queue to come back through. The hot path makes no database
+query and no pydantic model per message: outcomes are plain dicts, validated once per
+command as one ``MessagesProgressed``.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+from prometheus_client import Counter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
+
+from herald_common.broker.topology import RetryTier, retry_tier_for
+from herald_common.contracts import MessageRef, MessagesProgressed, SendMessages
+from herald_common.domain import FINAL_STATUSES, MessageStatus
+from herald_common.metrics import (
+    PROBE_LATENCY,
+    PROBE_UNAUTHORIZED,
+    SEND_ATTEMPTS,
+    SENDER_INFLIGHT,
+)
+from herald_common.send_window import SendWindow, first_due_at, is_inside, zone
+from herald_sender.circuit import CircuitBreaker
+from herald_sender.classification import (
+    ErrorClass,
+    Judgement,
+    Verdict,
+    judge,
+    judge_transport_error,
+)
+from herald_sender.deferral import tier_for_retry
+from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
+from herald_sender.repository import MessageState
+
+log = structlog.get_logger()
+
+# A request is not started this close to the mailing's end: it could not get an answer
+# in time, and it would reach the API at or after the end.
+END_GUARD = timedelta(milliseconds=50)
+
+_FINAL = frozenset(status.value for status in FINAL_STATUSES)
+_BLOCKED = {
+    reason: Judgement(Verdict.blocked, reason)
+    for reason in (
+        ErrorClass.end_reached,
+        ErrorClass.outside_window,
+        ErrorClass.circuit_open,
+        ErrorClass.shutting_down,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    concurrency: int = 200
+    request_timeout: float = 10.0
+    inprocess_attempts: int = 3
+    max_attempts: int = 12
+    backoff_initial: float = 0.2
+    backoff_max: float = 2.0
+
+
+@dataclass(slots=True)
+class CommandReport:
+    """What became of a command's messages: one outcome each, and the ones to defer."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    deferred: dict[RetryTier, list[MessageRef]] = field(default_factory=dict)
+
+    def status_event(self, correlation_id: str | None) -> MessagesProgressed | None:
+        if not self.outcomes:
+            return None
+        return MessagesProgressed.model_validate(
+            {"outcomes": self.outcomes, "correlation_id": correlation_id}
+        )
+
+    def deferred_commands(
+        self, mailing_id: int, correlation_id: str | None
+    ) -> list[tuple[RetryTier, SendMessages]]:
+        return [
+            (
+                tier,
+                SendMessages(mailing_id=mailing_id, messages=refs, correlation_id=correlation_id),
+            )
+            for tier, refs in self.deferred.items()
+        ]
+
+
+@dataclass(slots=True)
+class _Message:
+    """One message on its way: what the ledger said, and the HTTP attempts made so far."""
+
+    state: MessageState
+    mailing_id: int
+    attempts: int
+    deadline: datetime
+    timezone: ZoneInfo
+    window: SendWindow | None
+    answered_at: datetime | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Courier:
+    """Delivers the messages of send commands through a :class:`ProbeClient`.
+
+    One instance serves every command of the process, so that its concurrency limit and
+    the circuit breaker are shared.
+    """
+
+    def __init__(
+        self,
+        client: ProbeClient,
+        breaker: CircuitBreaker,
+        policy: DeliveryPolicy,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._client = client
+        self._breaker = breaker
+        self._policy = policy
+        self._clock = clock
+        self._sleep = sleep or self._pause
+        # Held only around a request itself, never while waiting to retry.
+        self._limit = asyncio.Semaphore(policy.concurrency)
+        # While the circuit is half-open, requests go one at a time: each is a probe.
+        self._trial = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._backoff = wait_exponential_jitter(
+            multiplier=policy.backoff_initial,
+            max=policy.backoff_max,
+            jitter=policy.backoff_initial,
+        )
+        self._attempt_counters: dict[str, Counter] = {}
+
+    def stop_starting_requests(self) -> None:
+        """From now on no request starts: unsent messages are deferred (shutdown)."""
+        self._stopping.set()
+
+    async def deliver(self, command: SendMessages, states: list[MessageState]) -> CommandReport:
+        """Deliver a command's messages; skipped ones (cancelled, already final) get no outcome."""
+        carried = {ref.id: ref.attempts for ref in command.messages}
+        report = CommandReport()
+        messages = []
+        for state in states:
+            if state.cancelled_at is not None or state.status in _FINAL:
+                continue
+            message = self._prepare(command.mailing_id, state, carried.get(state.id, 0), report)
+            if message is not None:
+                messages.append(message)
+        await asyncio.gather(*(self._deliver_one(message, report) for message in messages))
+        return report
+
+    def _prepare(
+        self, mailing_id: int, state: MessageState, carried: int, report: CommandReport
+    ) -> _Message | None:
+        # The ledger's count may lag behind the command's (status events are applied
+        # asynchronously), or the other way round after a redelivery: trust the larger.
+        attempts = max(carried, state.attempts)
+        try:
+            timezone = zone(state.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            # The API validates zones; a bad one must not make the whole command a poison.
+            error = f"unknown time zone {state.timezone!r}"
+            report.outcomes.append(
+                _outcome(
+                    state.id,
+                    mailing_id,
+                    MessageStatus.failed,
+                    attempts,
+                    self._clock(),
+                    ErrorClass.bad_timezone,
+                    error,
+                )
+            )
+            log.warning("message.failed", message_id=state.id, mailing_id=mailing_id, error=error)
+            return None
+        return _Message(
+            state,
+            mailing_id,
+            attempts,
+            deadline=state.end_at - END_GUARD,
+            timezone=timezone,
+            window=_window(state.send_window_start, state.send_window_end),
+        )
+
+    async def _deliver_one(self, message: _Message, report: CommandReport) -> None:
+        judgement = await self._attempt(message)
+        if judgement.verdict is Verdict.transient and self._may_retry(message):
+            judgement = await self._retry(message, judgement)
+        self._conclude(message, judgement, report)
+
+    def _may_retry(self, message: _Message) -> bool:
+        return self._policy.inprocess_attempts > 1 and message.attempts < self._policy.max_attempts
+
+    async def _retry(self, message: _Message, first: Judgement) -> Judgement:
+        """Further attempts in-process, with tenacity wrapping the single outbound call.
+
+        tenacity costs tens of microseconds per call, so the first attempt (the only one
+        on the happy path) runs before it; tenacity takes over from its answer.
+        """
+        answers = [first]
+
+        async def attempt() -> Judgement:
+            return answers.pop() if answers else await self._attempt(message)
+
+        def stop(retry_state: RetryCallState) -> bool:
+            pause = retry_state.upcoming_sleep
+            return (
+                retry_state.attempt_number >= self._policy.inprocess_attempts
+                or message.attempts >= self._policy.max_attempts
+                # A longer Retry-After is honoured through a delay queue, not in a worker.
+                or pause > self._policy.backoff_max
+                or self._clock() + timedelta(seconds=pause) >= message.deadline
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=self._wait,
+            retry=retry_if_result(_is_transient),
+            retry_error_callback=_last_answer,
+            sleep=self._sleep,
+        )
+        judgement: Judgement = await retrying(attempt)
+        return judgement
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        backoff: float = self._backoff(retry_state)
+        outcome = retry_state.outcome
+        retry_after = outcome.result().retry_after if outcome is not None else None
+        return max(backoff, retry_after or 0.0)
+
+    async def _attempt(self, message: _Message) -> Judgement:
+        # Checked before waiting for a slot too, so that an expired message does not wait.
+        blocked = self._out_of_time(message, self._clock())
+        if blocked is not None:
+            return blocked
+        if self._breaker.is_half_open:
+            async with self._trial:
+                if self._breaker.is_half_open:
+                    return await self._request(message, probe=True)
+        return await self._request(message, probe=False)
+
+    def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
+        if now >= message.deadline:
+            return _BLOCKED[ErrorClass.end_reached]
+        if not is_inside(now, message.timezone, message.window):
+            return _BLOCKED[ErrorClass.outside_window]
+        return None
+
+    def _blocked(self, message: _Message, now: datetime, *, probe: bool) -> Judgement | None:
+        """Why no request may start for this message now, or None when one may."""
+        blocked = self._out_of_time(message, now)
+        if blocked is not None:
+            return blocked
+        if self._stopping.is_set():
+            return _BLOCKED[ErrorClass.shutting_down]
+        if self._breaker.is_open or (self._breaker.is_half_open and not probe):
+            return _BLOCKED[ErrorClass.circuit_open]
+        return None
+
+    async def _request(self, message: _Message, *, probe: bool) -> Judgement:
+        state = message.state
+        async with self._limit:
+            # Checked again here, right before the request: waiting for a slot takes time.
+            now = self._clock()
+            blocked = self._blocked(message, now, probe=probe)
+            if blocked is not None:
+                return blocked
+            remaining = (message.deadline - now).total_seconds()
+            timeout = min(self._policy.request_timeout, remaining)
+            SENDER_INFLIGHT.inc()
+            try:
+                response = await self._client.send(state.id, int(state.phone), state.text, timeout)
+            except ProbeTransportError as error:
+                latency = error.latency
+                judgement = judge_transport_error(error)
+                status: int | None = None
+                # A timeout cut short by the mailing's end says nothing about the API.
+                if isinstance(error, ProbeTimeout) and timeout < self._policy.request_timeout:
+                    judgement = dataclasses.replace(judgement, circuit_failure=False)
+            else:
+                latency = response.latency
+                judgement = judge(response)
+                status = response.status
+            finally:
+                SENDER_INFLIGHT.dec()
+        message.answered_at = self._clock()
+        PROBE_LATENCY.observe(latency)
+        self._count_attempt(judgement)
+        if judgement.verdict is Verdict.unauthorized:
+            # The token is bad, not the message: the attempt is not counted against it.
+            PROBE_UNAUTHORIZED.inc()
+            log.error("probe.unauthorized", message_id=state.id, mailing_id=message.mailing_id)
+            self._breaker.trip()
+        else:
+            message.attempts += 1
+            if judgement.circuit_failure:
+                self._breaker.record_failure()
+            else:
+                self._breaker.record_success()
+        self._log_attempt(message, judgement, status, latency)
+        return judgement
+
+    def _count_attempt(self, judgement: Judgement) -> None:
+        outcome = judgement.error_class.value if judgement.error_class else "sent"
+        counter = self._attempt_counters.get(outcome)
+        if counter is None:
+            counter = self._attempt_counters[outcome] = SEND_ATTEMPTS.labels(outcome=outcome)
+        counter.inc()
+
+    def _log_attempt(
+        self,
+        message: _Message,
+        judgement: Judgement,
+        status: int | None,
+        latency: float,
+    ) -> None:
+        sent = judgement.verdict is Verdict.sent
+        # Thousands of successes a second: they are logged at debug level only.
+        if sent and not log.is_enabled_for(logging.DEBUG):
+            return
+        fields: dict[str, Any] = {
+            "message_id": message.state.id,
+            "mailing_id": message.mailing_id,
+            "phone": mask_phone(message.state.phone),
+            "status": status,
+            "latency_ms": round(latency * 1000, 1),
+            "error_class": judgement.error_class,
+            "attempt": message.attempts,
+        }
+        if not sent:
+            # For an HTTP answer, the error holds the start of its body (<= 200 chars).
+            fields["error"] = judgement.error
+        (log.debug if sent else log.info)("message.attempt", **fields)
+
+    def _conclude(self, message: _Message, judgement: Judgement, report: CommandReport) -> None:
+        verdict, reason = judgement.verdict, judgement.error_class
+        if verdict is Verdict.sent:
+            self._finish(message, report, MessageStatus.sent, at=message.answered_at)
+        elif verdict is Verdict.permanent:
+            self._finish(message, report, MessageStatus.failed, reason, judgement.error)
+        elif reason is ErrorClass.end_reached:
+            self._finish(message, report, MessageStatus.expired, reason, "the mailing has ended")
+        elif reason is ErrorClass.outside_window:
+            self._defer_to_window(message, report)
+        elif verdict is Verdict.transient:
+            self._defer_after_failure(message, judgement, report)
+        else:
+            # Unauthorized, circuit open, shutting down: no fault of the message, so the
+            # delay does not count as an attempt; it comes back when the circuit may be
+            # closed again.
+            tier = retry_tier_for(self._breaker.cooldown)
+            self._defer(message, report, tier, reason, judgement.error)
+
+    def _defer_to_window(self, message: _Message, report: CommandReport) -> None:
+        now = self._clock()
+        opening = first_due_at(now, message.deadline, message.timezone, message.window)
+        if opening is None:
+            self._finish(
+                message,
+                report,
+                MessageStatus.expired,
+                ErrorClass.outside_window,
+                "no send window opens before the mailing ends",
+            )
+            return
+        # A wait is not an attempt; coming back early, the message just waits again.
+        tier = retry_tier_for((opening - now).total_seconds())
+        self._defer(
+            message,
+            report,
+            tier,
+            ErrorClass.outside_window,
+            "outside the client's send window",
+            next_attempt_at=opening,
+        )
+
+    def _defer_after_failure(
+        self, message: _Message, judgement: Judgement, report: CommandReport
+    ) -> None:
+        now = self._clock()
+        if now >= message.deadline:
+            # Still failing (or still in flight) when the mailing ended: abandoned.
+            self._finish(
+                message,
+                report,
+                MessageStatus.expired,
+                ErrorClass.end_reached,
+                f"the mailing ended before a successful attempt; last: {judgement.error}",
+            )
+            return
+        if message.attempts >= self._policy.max_attempts:
+            self._finish(
+                message,
+                report,
+                MessageStatus.failed,
+                judgement.error_class,
+                f"retries exhausted after {message.attempts} attempts; last: {judgement.error}",
+            )
+            return
+        tier = tier_for_retry(
+            attempts=message.attempts,
+            inprocess_attempts=self._policy.inprocess_attempts,
+            retry_after=judgement.retry_after,
+            now=now,
+            end_at=message.deadline,
+        )
+        if tier is None:
+            self._finish(
+                message,
+                report,
+                MessageStatus.expired,
+                ErrorClass.end_reached,
+                f"no retry fits before the mailing ends; last: {judgement.error}",
+            )
+            return
+        self._defer(message, report, tier, judgement.error_class, judgement.error)
+
+    def _defer(
+        self,
+        message: _Message,
+        report: CommandReport,
+        tier: RetryTier,
+        reason: ErrorClass | None,
+        error: str | None,
+        *,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        now = self._clock()
+        next_attempt_at = next_attempt_at or now + timedelta(seconds=tier.seconds)
+        if next_attempt_at >= message.deadline:
+            self._finish(
+                message,
+                report,
+                MessageStatus.expired,
+                ErrorClass.end_reached,
+                f"the mailing ends before the next attempt; last: {error}",
+            )
+            return
+        report.deferred.setdefault(tier, []).append(
+            MessageRef(id=message.state.id, attempts=message.attempts)
+        )
+        report.outcomes.append(
+            _outcome(
+                message.state.id,
+                message.mailing_id,
+                MessageStatus.retrying,
+                message.attempts,
+                now,
+                reason,
+                error,
+                next_attempt_at,
+            )
+        )
+        log.info(
+            "message.deferred",
+            message_id=message.state.id,
+            mailing_id=message.mailing_id,
+            error_class=reason,
+            attempt=message.attempts,
+            tier=tier.name,
+            next_attempt_at=next_attempt_at.isoformat(),
+        )
+
+    def _finish(
+        self,
+        message: _Message,
+        report: CommandReport,
+        status: MessageStatus,
+        reason: ErrorClass | None = None,
+        error: str | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        report.outcomes.append(
+            _outcome(
+                message.state.id,
+                message.mailing_id,
+                status,
+                message.attempts,
+                at or self._clock(),
+                reason,
+                error,
+            )
+        )
+        if status is not MessageStatus.sent:
+            log.info(
+                f"message.{status.value}",
+                message_id=message.state.id,
+                mailing_id=message.mailing_id,
+                error_class=reason,
+                error=error,
+                attempt=message.attempts,
+            )
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before an in-process retry; a shutdown cuts the wait short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _outcome(
+    message_id: int,
+    mailing_id: int,
+    status: MessageStatus,
+    attempts: int,
+    at: datetime,
+    error_class: ErrorClass | None = None,
+    error: str | None = None,
+    next_attempt_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``MessageOutcome`` as a plain dict; the command's event validates them all at once."""
+    return {
+        "message_id": message_id,
+        "mailing_id": mailing_id,
+        "status": status,
+        "attempts": attempts,
+        "at": at,
+        "error_class": error_class,
+        "error": error,
+        "next_attempt_at": next_attempt_at,
+    }
+
+
+def _is_transient(judgement: Judgement) -> bool:
+    return judgement.verdict is Verdict.transient
+
+
+def _last_answer(retry_state: RetryCallState) -> Judgement:
+    assert retry_state.outcome is not None  # tenacity calls this only after an attempt
+    judgement: Judgement = retry_state.outcome.result()
+    return judgement
+
+
+@lru_cache(maxsize=256)
+def _window(start: time | None, end: time | None) -> SendWindow | None:
+    if start is None or end is None:
+        return None
+    return SendWindow(start, end)
+
+
+def mask_phone(phone: str) -> str:
+    """Enough of a phone number to tell messages apart in logs, not to call anyone."""
+    if len(phone) < 6:
+        return "*" * len(phone)
+    return f"{phone[:4]}{'*' * (len(phone) - 6)}{phone[-2:]}"

@@ -1,0 +1,127 @@
+"""The ``herald-sender`` process: settings, wiring, signals."""
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from herald_common.broker.connection import connect
+from herald_common.db.engine import create_engine
+from herald_common.logging import configure_logging
+from herald_common.metrics import serve_metrics
+from herald_common.settings import HeraldSettings, ProbeSettings
+from herald_sender.circuit import CircuitBreaker
+from herald_sender.consumer import CommandConsumer
+from herald_sender.delivery import Courier, DeliveryPolicy
+from herald_sender.probe_client import AiohttpProbeClient, ProbeClient
+
+log = structlog.get_logger()
+
+
+class SenderSettings(HeraldSettings, ProbeSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HERALD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    sender_prefetch: int = Field(default=16, ge=1, description="Commands taken at a time.")
+    sender_concurrency: int = Field(
+        default=200, ge=1, description="Requests in flight to the external API at most."
+    )
+    sender_request_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one request may take (never past end_at)."
+    )
+    sender_inprocess_attempts: int = Field(
+        default=3, ge=1, description="Attempts per delivery of a command before deferring."
+    )
+    sender_max_attempts: int = Field(
+        default=12, ge=1, description="HTTP attempts per message in all before it fails."
+    )
+    sender_breaker_threshold: int = Field(
+        default=10, ge=1, description="Consecutive failures that open the circuit."
+    )
+    sender_breaker_cooldown: float = Field(
+        default=5.0, gt=0, description="Seconds the circuit stays open before a probe."
+    )
+    sender_breaker_max_cooldown: float = Field(
+        default=60.0, gt=0, description="Upper bound of the doubling cool-down."
+    )
+    sender_drain_seconds: float = Field(
+        default=8.0, ge=0, description="On shutdown, how long in-flight commands may finish."
+    )
+    sender_metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of /metrics (0: off)."
+    )
+
+
+async def run(
+    settings: SenderSettings, stop: asyncio.Event, *, client: ProbeClient | None = None
+) -> None:
+    """Run a sender until ``stop`` is set; ``client`` replaces the HTTP transport."""
+    engine = create_engine(settings)
+    connection = await connect(settings.amqp_url, "herald-sender")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if client is None:
+                client = await stack.enter_async_context(
+                    AiohttpProbeClient(
+                        settings.probe_url,
+                        settings.probe_token,
+                        concurrency=settings.sender_concurrency,
+                    )
+                )
+            breaker = CircuitBreaker(
+                threshold=settings.sender_breaker_threshold,
+                cooldown=settings.sender_breaker_cooldown,
+                max_cooldown=settings.sender_breaker_max_cooldown,
+            )
+            courier = Courier(
+                client,
+                breaker,
+                DeliveryPolicy(
+                    concurrency=settings.sender_concurrency,
+                    request_timeout=settings.sender_request_timeout,
+                    inprocess_attempts=settings.sender_inprocess_attempts,
+                    max_attempts=settings.sender_max_attempts,
+                ),
+            )
+            consumer = CommandConsumer(
+                connection=connection,
+                engine=engine,
+                courier=courier,
+                breaker=breaker,
+                queue_type=settings.queue_type,
+                prefetch=settings.sender_prefetch,
+                drain_seconds=settings.sender_drain_seconds,
+            )
+            await consumer.run(stop)
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
+async def _serve(settings: SenderSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run(settings, stop)
+
+
+def main() -> None:
+    settings = SenderSettings()
+    configure_logging("sender", level=settings.log_level, fmt=settings.log_format)
+    serve_metrics(settings.sender_metrics_port)
+    log.info(
+        "sender.configured",
+        probe_url=settings.probe_url,
+        concurrency=settings.sender_concurrency,
+        prefetch=settings.sender_prefetch,
+    )
+    asyncio.run(_serve(settings))
+
+
+if __name__ == "__main__":
+    main()
