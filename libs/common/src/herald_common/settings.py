@@ -39,6 +39,11 @@ class HeraldSettings(BaseSettings):
         default="auto", description="'json', 'console', or 'auto' (console on a TTY, else JSON)."
     )
     db_pool_size: int = Field(default=5, ge=1, description="Connections kept per process.")
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address a worker's metrics port binds; containers set 0.0.0.0 so that "
+        "Prometheus and the orchestrator's probes reach it.",
+    )
 
 
 class ProbeSettings(BaseSettings):

@@ -1,0 +1,1 @@
+"""herald's scheduler: materialises the ledger, dispatches due messages, applies outcomes."""

@@ -1,0 +1,260 @@
+"""Bring the ledger in line with the current mailings and clients (state-based, idempotent).
+
+Events carry ids only; every step reads the current rows, so a duplicate, late or
+out-of-order event changes nothing, and running a step twice is harmless. Due times
+are computed once per (mailing, time zone), never per client.
+"""
+
+import asyncio
+import time
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from herald_common.db.engine import create_sessionmaker
+from herald_common.domain import MessageStatus
+from herald_common.metrics import MESSAGES_FINAL
+from herald_common.send_window import first_due_at, zone
+from herald_scheduler.faults import FAULTS, describe
+from herald_scheduler.pacing import Backoff, wait_any
+from herald_scheduler.repository import ledger, mailings
+from herald_scheduler.repository.ledger import MAILING_ENDED, Moves, ZoneDue
+from herald_scheduler.repository.mailings import MailingFrame, MailingState, ZoneGroup
+
+NO_WINDOW_BEFORE_END = "no send window opening before the mailing's end"
+UNKNOWN_TIME_ZONE = "unknown time zone"
+
+log = structlog.get_logger()
+
+
+def zone_due(mailing: MailingFrame, timezone: str, now: datetime) -> ZoneDue:
+    """When this mailing's clients in this zone are first due, or why they never are."""
+    if now >= mailing.end_at:
+        return ZoneDue(mailing.id, timezone, None, MAILING_ENDED)
+    try:
+        tz = zone(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return ZoneDue(mailing.id, timezone, None, UNKNOWN_TIME_ZONE)
+    due_at = first_due_at(max(mailing.start_at, now), mailing.end_at, tz, mailing.send_window)
+    return ZoneDue(mailing.id, timezone, due_at, None if due_at else NO_WINDOW_BEFORE_END)
+
+
+def _zone_dues(groups: Iterable[ZoneGroup], now: datetime) -> list[ZoneDue]:
+    return [zone_due(group.mailing, group.timezone, now) for group in groups]
+
+
+def _count_finals(*moves: Moves) -> None:
+    for move in moves:
+        for status, count in move.finals.items():
+            MESSAGES_FINAL.labels(status=status.value).inc(count)
+
+
+@dataclass(frozen=True)
+class MailingReconciled:
+    inserted: int
+    expired: int
+    cancelled: int
+    rescheduled: int
+
+
+@dataclass(frozen=True)
+class ClientsReconciled:
+    inserted: int
+    expired: int
+    cancelled: int
+    rescheduled: int
+
+
+class Reconciler:
+    """Materialises, cancels and reschedules ledger rows; one transaction per step or chunk."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        chunk_size: int,
+        on_materialised: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._sessionmaker = create_sessionmaker(engine)
+        self._chunk_size = chunk_size
+        # Wakes the dispatcher, so a big mailing's first sends start while it materialises.
+        self._on_materialised = on_materialised
+
+    async def reconcile_mailing(self, mailing_id: int) -> MailingReconciled | None:
+        """Make the mailing's ledger match its current filter, frame and window.
+
+        Serialised per mailing, and the mailing is read only once the lock is held: a
+        reconcile that started before a change can never finish after the one for it.
+        """
+        async with mailings.reconciling(self._engine, mailing_id):
+            started = time.perf_counter()
+            async with self._sessionmaker.begin() as session:
+                state = await mailings.get_mailing(session, mailing_id)
+            if state is None:
+                log.warning("mailing.missing", mailing_id=mailing_id)
+                return None
+            correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+            with structlog.contextvars.bound_contextvars(
+                mailing_id=mailing_id, correlation_id=correlation_id or state.correlation_id
+            ):
+                return await self._reconcile_mailing(state, started)
+
+    async def _reconcile_mailing(self, state: MailingState, started: float) -> MailingReconciled:
+        mailing_id = state.frame.id
+        if state.cancelled_at is not None:
+            async with self._sessionmaker.begin() as session:
+                cancelled = await ledger.cancel_unsent_of_mailing(session, mailing_id)
+                await mailings.mark_reconciled(session, mailing_id, state.revision)
+            _count_finals(cancelled)
+            outcome = MailingReconciled(0, 0, cancelled.total, 0)
+        else:
+            inserted, expired_on_insert = await self._materialise(state.frame)
+            async with self._sessionmaker.begin() as session:
+                cancelled = await ledger.cancel_unmatched_in_mailing(session, mailing_id)
+            async with self._sessionmaker.begin() as session:
+                await ledger.refresh_snapshots_in_mailing(session, mailing_id)
+            async with self._sessionmaker.begin() as session:
+                now = await mailings.database_now(session)
+                zones = await mailings.scheduled_zones_in_mailing(session, mailing_id)
+                dues = [zone_due(state.frame, tz, now) for tz in zones]
+                rescheduled = await ledger.reschedule_in_mailing(session, mailing_id, dues, now)
+            async with self._sessionmaker.begin() as session:
+                await mailings.mark_reconciled(session, mailing_id, state.revision)
+            _count_finals(cancelled, rescheduled.expired)
+            outcome = MailingReconciled(
+                inserted=inserted,
+                expired=expired_on_insert + rescheduled.expired.total,
+                cancelled=cancelled.total,
+                rescheduled=rescheduled.rescheduled,
+            )
+        log.info(
+            "mailing.reconciled",
+            mailing_id=mailing_id,
+            revision=state.revision,
+            inserted=outcome.inserted,
+            expired=outcome.expired,
+            cancelled=outcome.cancelled,
+            rescheduled=outcome.rescheduled,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return outcome
+
+    async def _materialise(self, mailing: MailingFrame) -> tuple[int, int]:
+        """Insert the missing rows chunk by chunk (keyset on client id); (inserted, expired)."""
+        inserted = expired = 0
+        after = 0
+        while True:
+            async with self._sessionmaker.begin() as session:
+                chunk = await mailings.next_client_chunk(
+                    session, mailing.id, after, self._chunk_size
+                )
+                if chunk is None:
+                    break
+                dues = [zone_due(mailing, tz, chunk.now) for tz in chunk.timezones]
+                moves = await ledger.insert_for_client_range(session, dues, after, chunk.through)
+            _count_finals(moves)
+            inserted += moves.total
+            expired += moves.count(MessageStatus.expired)
+            log.info(
+                "mailing.materialised",
+                mailing_id=mailing.id,
+                through_client_id=chunk.through,
+                matched=chunk.size,
+                inserted=moves.total,
+                expired=moves.count(MessageStatus.expired),
+            )
+            if moves.count(MessageStatus.scheduled):
+                self._on_materialised()
+            after = chunk.through
+            if chunk.size < self._chunk_size:
+                break
+        return inserted, expired
+
+    async def reconcile_clients(self, client_ids: Sequence[int]) -> ClientsReconciled:
+        """Make these clients' rows match the current clients and every running mailing.
+
+        Deleted clients have no row in ``clients``: their unsent messages are cancelled.
+        """
+        started = time.perf_counter()
+        ids = sorted(set(client_ids))
+        async with self._sessionmaker.begin() as session:
+            groups = await self._share_and_read(session, mailings.matching_zone_groups, ids)
+            dues = _zone_dues(groups, await mailings.database_now(session))
+            inserted = await ledger.insert_for_clients(session, dues, ids) if dues else Moves()
+        async with self._sessionmaker.begin() as session:
+            cancelled = await ledger.cancel_unmatched_of_clients(session, ids)
+        async with self._sessionmaker.begin() as session:
+            await ledger.refresh_snapshots_of_clients(session, ids)
+        async with self._sessionmaker.begin() as session:
+            groups = await self._share_and_read(session, mailings.scheduled_zone_groups, ids)
+            now = await mailings.database_now(session)
+            rescheduled = await ledger.reschedule_of_clients(
+                session, ids, _zone_dues(groups, now), now
+            )
+        _count_finals(inserted, cancelled, rescheduled.expired)
+        if inserted.count(MessageStatus.scheduled):
+            self._on_materialised()
+        outcome = ClientsReconciled(
+            inserted=inserted.total,
+            expired=inserted.count(MessageStatus.expired) + rescheduled.expired.total,
+            cancelled=cancelled.total,
+            rescheduled=rescheduled.rescheduled,
+        )
+        log.info(
+            "clients.reconciled",
+            clients=len(ids),
+            inserted=outcome.inserted,
+            expired=outcome.expired,
+            cancelled=outcome.cancelled,
+            rescheduled=outcome.rescheduled,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return outcome
+
+    @staticmethod
+    async def _share_and_read(
+        session: AsyncSession,
+        read: Callable[[AsyncSession, Sequence[int]], Awaitable[list[ZoneGroup]]],
+        client_ids: Sequence[int],
+    ) -> list[ZoneGroup]:
+        """Read the (mailing, zone) groups with their mailings' reconcile locks shared.
+
+        Due times computed from a mailing's frame must not land after a reconcile for a
+        newer frame: wait for any running one, then read again under the lock.
+        """
+        groups = await read(session, client_ids)
+        await mailings.share_reconcile_locks(session, [g.mailing.id for g in groups])
+        return await read(session, client_ids) if groups else groups
+
+    async def reconcile_pending(self, limit: int = 100) -> int:
+        """Reconcile mailings whose revision moved past the last reconciled one.
+
+        Heals lost events and a crash in the middle of materialising.
+        """
+        async with self._sessionmaker.begin() as session:
+            pending = await mailings.unreconciled_mailing_ids(session, limit)
+        for mailing_id in pending:
+            await self.reconcile_mailing(mailing_id)
+        return len(pending)
+
+
+async def run_catch_up(reconciler: Reconciler, stopping: asyncio.Event, interval: float) -> None:
+    """Every ``interval``, reconcile the mailings whose revision is ahead of the ledger."""
+    backoff = Backoff()
+    while not stopping.is_set():
+        pause = interval
+        try:
+            await reconciler.reconcile_pending()
+            backoff.reset()
+        except FAULTS as error:
+            pause = max(interval, backoff.next_delay())
+            log.warning("reconcile.failed", error=describe(error), retry_in=round(pause, 2))
+        except Exception:
+            pause = max(interval, backoff.next_delay())
+            log.exception("reconcile.error", retry_in=round(pause, 2))
+        await wait_any(stopping, within=pause)

@@ -1,0 +1,526 @@
+"""The message ledger's writes, each set-based and moving mailing_counters in the same statement.
+
+Every status change is one statement shaped alike: a ``moved`` CTE yields one row per
+changed message (mailing_id, old_status, new_status, attempts_delta, sent_at), and
+:data:`_COUNT_MOVES` adds the per-mailing deltas to ``mailing_counters``. Message rows are
+locked in id order and counter rows in mailing_id order, so replicas cannot deadlock on
+each other. Callers own the transaction.
+"""
+
+# SQL text here is assembled from this package's constants only; values are always bound
+# parameters, never formatted in.
+# ruff: noqa: S608
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_common.contracts import MessageOutcome
+from herald_common.domain import FINAL_STATUSES, UNSENT_STATUSES, MessageStatus
+from herald_scheduler.commands import ClaimedMessage
+from herald_scheduler.transitions import STATUS_RANK, STOPPED_STATUSES
+
+ERROR_MAX_LENGTH = 500
+ERROR_CLASS_MAX_LENGTH = 32
+
+
+def _quoted(statuses: Sequence[MessageStatus] | frozenset[MessageStatus]) -> str:
+    return ", ".join(f"'{status.value}'" for status in sorted(statuses))
+
+
+_UNSENT = _quoted(UNSENT_STATUSES)
+_FINAL = _quoted(FINAL_STATUSES)
+_COUNTED = [status.value for status in MessageStatus]
+
+# A client matches a mailing when it matches every filter list the mailing has.
+MATCHES = (
+    "(g.filter_operator_codes IS NULL OR c.operator_code = ANY(g.filter_operator_codes))"
+    " AND (g.filter_tags IS NULL OR c.tag = ANY(g.filter_tags))"
+)
+
+_DELTAS = ",\n           ".join(
+    f"count(*) FILTER (WHERE new_status = '{s}') - count(*) FILTER (WHERE old_status = '{s}')"
+    f" AS {s}"
+    for s in _COUNTED
+)
+_ADD_DELTAS = ",\n        ".join(f"{s} = k.{s} + excluded.{s}" for s in _COUNTED)
+_COUNTER_COLUMNS = ", ".join(_COUNTED)
+
+# Appended to a statement whose last CTE is `moved`: per-mailing deltas, added to the
+# counters in mailing_id order; the statement returns how many rows moved to each status.
+_COUNT_MOVES = f"""
+, deltas AS (
+    SELECT mailing_id,
+           {_DELTAS},
+           coalesce(sum(attempts_delta), 0) AS attempts,
+           min(sent_at) AS first_sent_at,
+           max(sent_at) AS last_sent_at
+    FROM moved
+    GROUP BY mailing_id
+), counted AS (
+    INSERT INTO mailing_counters AS k
+        (mailing_id, {_COUNTER_COLUMNS}, attempts, first_sent_at, last_sent_at)
+    SELECT mailing_id, {_COUNTER_COLUMNS}, attempts, first_sent_at, last_sent_at
+    FROM deltas
+    ORDER BY mailing_id
+    ON CONFLICT (mailing_id) DO UPDATE SET
+        {_ADD_DELTAS},
+        attempts = k.attempts + excluded.attempts,
+        first_sent_at = least(k.first_sent_at, excluded.first_sent_at),
+        last_sent_at = greatest(k.last_sent_at, excluded.last_sent_at)
+    RETURNING 1
+)
+SELECT new_status, count(*) AS n FROM moved GROUP BY new_status
+"""
+
+
+def _rank(column: str) -> str:
+    cases = " ".join(f"WHEN '{s.value}' THEN {rank}" for s, rank in STATUS_RANK.items())
+    return f"(CASE {column} {cases} END)"
+
+
+# outcome_applies() in SQL, over the locked row `old` and the outcome `v`.
+_FORWARD = f"""(
+    (old.status NOT IN ({_FINAL}) AND (
+        v.attempts > old.attempts
+        OR (v.attempts = old.attempts AND {_rank("v.status")} > {_rank("old.status")})
+        OR (v.attempts = old.attempts AND v.status = 'retrying' AND old.status = 'retrying')))
+    OR (v.status = 'sent' AND old.status IN ({_quoted(STOPPED_STATUSES)}))
+)"""
+
+
+@dataclass(frozen=True)
+class Moves:
+    """How many messages a statement moved, by the status they moved to."""
+
+    by_status: Counter[MessageStatus] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def count(self, status: MessageStatus) -> int:
+        return self.by_status[status]
+
+    def __add__(self, other: "Moves") -> "Moves":
+        return Moves(self.by_status + other.by_status)
+
+    @property
+    def finals(self) -> dict[MessageStatus, int]:
+        return {s: n for s, n in self.by_status.items() if s in FINAL_STATUSES and n}
+
+
+async def _moves(session: AsyncSession, sql: str, params: dict[str, object]) -> Moves:
+    result = await session.execute(text(sql), params)
+    return Moves(Counter({MessageStatus(row.new_status): int(row.n) for row in result}))
+
+
+@dataclass(frozen=True)
+class ZoneDue:
+    """When a (mailing, time zone) group is due; None with a reason when it never is."""
+
+    mailing_id: int
+    timezone: str
+    due_at: datetime | None
+    reason: str | None = None
+
+
+def _due_arrays(dues: Sequence[ZoneDue]) -> dict[str, object]:
+    return {
+        "due_mailing_ids": [d.mailing_id for d in dues],
+        "due_zones": [d.timezone for d in dues],
+        "due_ats": [d.due_at for d in dues],
+        "due_reasons": [d.reason for d in dues],
+    }
+
+
+_DUE_TABLE = """
+    unnest(CAST(:due_mailing_ids AS bigint[]), CAST(:due_zones AS text[]),
+           CAST(:due_ats AS timestamptz[]), CAST(:due_reasons AS text[]))
+        AS d(mailing_id, timezone, due_at, reason)
+"""
+
+_INSERT = """
+WITH inserted AS (
+    INSERT INTO messages
+        (mailing_id, client_id, phone, timezone, status, due_at, last_error, finished_at)
+    SELECT g.id, c.id, c.phone, c.timezone,
+           CASE WHEN d.due_at IS NULL THEN 'expired' ELSE 'scheduled' END,
+           coalesce(d.due_at, now()),
+           CASE WHEN d.due_at IS NULL THEN d.reason END,
+           CASE WHEN d.due_at IS NULL THEN now() END
+    FROM {due_table}
+    JOIN mailings g ON g.id = d.mailing_id
+    JOIN clients c ON c.timezone = d.timezone
+    WHERE {scope} AND {matches}
+    ORDER BY g.id, c.id
+    ON CONFLICT (mailing_id, client_id) DO NOTHING
+    RETURNING mailing_id, status
+), moved AS (
+    SELECT mailing_id, NULL::text AS old_status, status AS new_status,
+           0 AS attempts_delta, NULL::timestamptz AS sent_at
+    FROM inserted
+)
+"""
+
+_CLIENT_RANGE = "c.id > :after AND c.id <= :through"
+_CLIENT_IDS = "c.id = ANY(CAST(:client_ids AS bigint[]))"
+
+
+async def insert_for_client_range(
+    session: AsyncSession, dues: Sequence[ZoneDue], after: int, through: int
+) -> Moves:
+    """Materialise the matching clients with after < id <= through for the dues' mailings."""
+    sql = _INSERT.format(due_table=_DUE_TABLE, scope=_CLIENT_RANGE, matches=MATCHES)
+    return await _moves(
+        session, sql + _COUNT_MOVES, {**_due_arrays(dues), "after": after, "through": through}
+    )
+
+
+async def insert_for_clients(
+    session: AsyncSession, dues: Sequence[ZoneDue], client_ids: Sequence[int]
+) -> Moves:
+    """Materialise these clients for the dues' mailings, where they match and have no row."""
+    sql = _INSERT.format(due_table=_DUE_TABLE, scope=_CLIENT_IDS, matches=MATCHES)
+    return await _moves(
+        session, sql + _COUNT_MOVES, {**_due_arrays(dues), "client_ids": list(client_ids)}
+    )
+
+
+# Joins the locked rows back by key; the id array makes the planner use the primary key
+# instead of scanning the table to hash it.
+_LOCKED_ROWS = "m.id = old.id AND m.id = ANY(ARRAY(SELECT id FROM old))"
+
+_STOP_ROWS = f"""
+), moved AS (
+    UPDATE messages m
+    SET status = old.new_status, last_error = old.reason, next_attempt_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM old
+    WHERE {_LOCKED_ROWS}
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+_STOP = """
+WITH old AS (
+    SELECT m.id, m.status, {reason} AS reason, 'cancelled' AS new_status
+    FROM messages m
+    JOIN mailings g ON g.id = m.mailing_id
+    {client_join}
+    WHERE m.status IN ({unsent}) AND {scope}
+    ORDER BY m.id
+    FOR UPDATE OF m
+"""
+
+CLIENT_DELETED = "client deleted"
+CLIENT_UNMATCHED = "client no longer matches the mailing's filter"
+MAILING_CANCELLED = "mailing cancelled"
+MAILING_ENDED = "mailing ended"
+
+_UNMATCHED_REASON = f"""CASE WHEN c.id IS NULL THEN '{CLIENT_DELETED}'
+    ELSE '{CLIENT_UNMATCHED.replace("'", "''")}' END"""
+_UNMATCHED = f"(c.id IS NULL OR NOT ({MATCHES}))"
+
+
+def _cancel_sql(*, scope: str, reason: str, by_client: bool = False) -> str:
+    client_join = "LEFT JOIN clients c ON c.id = m.client_id" if by_client else ""
+    return (
+        _STOP.format(client_join=client_join, reason=reason, unsent=_UNSENT, scope=scope)
+        + _STOP_ROWS
+        + _COUNT_MOVES
+    )
+
+
+async def cancel_unmatched_in_mailing(session: AsyncSession, mailing_id: int) -> Moves:
+    """Cancel the mailing's unsent messages whose client was deleted or no longer matches."""
+    sql = _cancel_sql(
+        scope=f"m.mailing_id = :mailing_id AND {_UNMATCHED}",
+        reason=_UNMATCHED_REASON,
+        by_client=True,
+    )
+    return await _moves(session, sql, {"mailing_id": mailing_id})
+
+
+async def cancel_unmatched_of_clients(session: AsyncSession, client_ids: Sequence[int]) -> Moves:
+    """Cancel these clients' unsent messages, in any mailing, that they no longer match."""
+    sql = _cancel_sql(
+        scope=f"m.client_id = ANY(CAST(:client_ids AS bigint[])) AND {_UNMATCHED}",
+        reason=_UNMATCHED_REASON,
+        by_client=True,
+    )
+    return await _moves(session, sql, {"client_ids": list(client_ids)})
+
+
+async def cancel_unsent_of_mailing(session: AsyncSession, mailing_id: int) -> Moves:
+    """Cancel every unsent message of a mailing (it was deleted)."""
+    sql = _cancel_sql(scope="m.mailing_id = :mailing_id", reason=f"'{MAILING_CANCELLED}'")
+    return await _moves(session, sql, {"mailing_id": mailing_id})
+
+
+async def stop_finished_mailings(session: AsyncSession, limit: int) -> Moves:
+    """Expire the unsent messages of ended mailings and cancel those of deleted ones.
+
+    Skips rows another transaction holds (a dispatcher queueing them): the next sweep
+    takes them. At most ``limit`` rows; call again while it returns that many.
+    """
+    return await _moves(session, _SWEEP + _STOP_ROWS + _COUNT_MOVES, {"limit": limit})
+
+
+# Starts from the mailings that are over and, per their counters, still have unsent rows,
+# so that a sweep costs nothing while big mailings run. Skipping locked rows never waits,
+# so the rows need no lock order.
+_SWEEP = f"""
+WITH over AS (
+    SELECT g.id,
+           CASE WHEN g.cancelled_at IS NOT NULL THEN '{MAILING_CANCELLED}'
+                ELSE '{MAILING_ENDED}' END AS reason,
+           CASE WHEN g.cancelled_at IS NOT NULL THEN 'cancelled' ELSE 'expired' END AS new_status
+    FROM mailings g JOIN mailing_counters k ON k.mailing_id = g.id
+    WHERE (g.cancelled_at IS NOT NULL OR g.end_at <= now())
+      AND k.scheduled + k.queued + k.retrying > 0
+), old AS (
+    SELECT unsent.id, unsent.status, over.reason, over.new_status
+    FROM over CROSS JOIN LATERAL (
+        SELECT m.id, m.status
+        FROM messages m
+        WHERE m.mailing_id = over.id AND m.status IN ({_UNSENT})
+        LIMIT :limit
+        FOR UPDATE OF m SKIP LOCKED
+    ) unsent
+    LIMIT :limit
+"""
+
+
+_REFRESH_SNAPSHOTS = f"""
+WITH old AS (
+    SELECT m.id, c.phone, c.timezone
+    FROM messages m JOIN clients c ON c.id = m.client_id
+    WHERE m.status IN ({_UNSENT}) AND {{scope}}
+      AND (m.phone, m.timezone) IS DISTINCT FROM (c.phone, c.timezone)
+    ORDER BY m.id
+    FOR UPDATE OF m
+)
+UPDATE messages m SET phone = old.phone, timezone = old.timezone, updated_at = now()
+FROM old
+WHERE {_LOCKED_ROWS}
+"""
+
+
+async def refresh_snapshots_in_mailing(session: AsyncSession, mailing_id: int) -> int:
+    """Copy the clients' current phone and time zone into the mailing's unsent rows."""
+    sql = _REFRESH_SNAPSHOTS.format(scope="m.mailing_id = :mailing_id")
+    result = await session.execute(text(sql), {"mailing_id": mailing_id})
+    return _rowcount(result)
+
+
+async def refresh_snapshots_of_clients(session: AsyncSession, client_ids: Sequence[int]) -> int:
+    """Copy these clients' current phone and time zone into their unsent rows."""
+    sql = _REFRESH_SNAPSHOTS.format(scope="m.client_id = ANY(CAST(:client_ids AS bigint[]))")
+    result = await session.execute(text(sql), {"client_ids": list(client_ids)})
+    return _rowcount(result)
+
+
+_RESCHEDULE = f"""
+WITH old AS (
+    SELECT m.id, d.due_at
+    FROM messages m
+    JOIN {_DUE_TABLE} ON d.mailing_id = m.mailing_id AND d.timezone = m.timezone
+    WHERE m.status = 'scheduled' AND {{scope}}
+      AND d.due_at IS NOT NULL AND m.due_at <> d.due_at
+      -- A row already due that is still due keeps its place in the dispatch order.
+      AND NOT (m.due_at <= CAST(:now AS timestamptz) AND d.due_at <= CAST(:now AS timestamptz))
+    ORDER BY m.id
+    FOR UPDATE OF m
+)
+UPDATE messages m SET due_at = old.due_at, updated_at = now()
+FROM old
+WHERE {_LOCKED_ROWS}
+"""
+
+_EXPIRE_UNDELIVERABLE = f"""
+WITH old AS (
+    SELECT m.id, m.status, d.reason
+    FROM messages m
+    JOIN {_DUE_TABLE} ON d.mailing_id = m.mailing_id AND d.timezone = m.timezone
+    WHERE m.status = 'scheduled' AND {{scope}} AND d.due_at IS NULL
+    ORDER BY m.id
+    FOR UPDATE OF m
+), moved AS (
+    UPDATE messages m
+    SET status = 'expired', last_error = old.reason, finished_at = now(), updated_at = now()
+    FROM old
+    WHERE {_LOCKED_ROWS}
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+
+@dataclass(frozen=True)
+class Rescheduled:
+    rescheduled: int
+    expired: Moves
+
+
+async def _reschedule(
+    session: AsyncSession,
+    scope: str,
+    dues: Sequence[ZoneDue],
+    now: datetime,
+    params: dict[str, object],
+) -> Rescheduled:
+    arrays = {**_due_arrays(dues), **params}
+    result = await session.execute(text(_RESCHEDULE.format(scope=scope)), {**arrays, "now": now})
+    rescheduled = _rowcount(result)
+    expired = Moves()
+    if any(d.due_at is None for d in dues):
+        expired = await _moves(
+            session, _EXPIRE_UNDELIVERABLE.format(scope=scope) + _COUNT_MOVES, arrays
+        )
+    return Rescheduled(rescheduled, expired)
+
+
+async def reschedule_in_mailing(
+    session: AsyncSession, mailing_id: int, dues: Sequence[ZoneDue], now: datetime
+) -> Rescheduled:
+    """Move the mailing's scheduled rows to their zone's due_at; expire zones that have none."""
+    return await _reschedule(
+        session, "m.mailing_id = :mailing_id", dues, now, {"mailing_id": mailing_id}
+    )
+
+
+async def reschedule_of_clients(
+    session: AsyncSession, client_ids: Sequence[int], dues: Sequence[ZoneDue], now: datetime
+) -> Rescheduled:
+    """Move these clients' scheduled rows to their (mailing, zone) due_at, or expire them."""
+    return await _reschedule(
+        session,
+        "m.client_id = ANY(CAST(:client_ids AS bigint[]))",
+        dues,
+        now,
+        {"client_ids": list(client_ids)},
+    )
+
+
+_CLAIM = """
+SELECT m.id, m.mailing_id, m.attempts, g.correlation_id
+FROM messages m JOIN mailings g ON g.id = m.mailing_id
+WHERE m.status = 'scheduled' AND m.due_at <= now()
+  AND g.cancelled_at IS NULL AND g.end_at > now()
+ORDER BY m.due_at
+LIMIT :limit
+FOR UPDATE OF m SKIP LOCKED
+"""
+
+
+async def claim_due(session: AsyncSession, limit: int) -> list[ClaimedMessage]:
+    """Lock up to ``limit`` due rows of running mailings that no other transaction holds."""
+    result = await session.execute(text(_CLAIM), {"limit": limit})
+    return [
+        ClaimedMessage(
+            id=row.id,
+            mailing_id=row.mailing_id,
+            attempts=row.attempts,
+            correlation_id=row.correlation_id,
+        )
+        for row in result
+    ]
+
+
+_MARK_QUEUED = """
+WITH old AS (
+    SELECT id, status FROM messages
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'scheduled'
+    ORDER BY id
+    FOR UPDATE
+), moved AS (
+    UPDATE messages m SET status = 'queued', queued_at = now(), updated_at = now()
+    FROM old
+    -- The id list again, so that the planner looks rows up by key instead of scanning.
+    WHERE m.id = old.id AND m.id = ANY(CAST(:ids AS bigint[]))
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+
+async def mark_queued(session: AsyncSession, ids: Sequence[int]) -> Moves:
+    """Mark claimed rows queued (their commands are published)."""
+    return await _moves(session, _MARK_QUEUED + _COUNT_MOVES, {"ids": list(ids)})
+
+
+_APPLY_OUTCOMES = f"""
+WITH v AS (
+    SELECT *
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
+                CAST(:ats AS timestamptz[]), CAST(:error_classes AS text[]),
+                CAST(:errors AS text[]), CAST(:next_attempt_ats AS timestamptz[]))
+        AS v(message_id, status, attempts, at, error_class, error, next_attempt_at)
+), old AS (
+    SELECT m.id, m.status, m.attempts
+    FROM messages m
+    WHERE m.id = ANY(CAST(:ids AS bigint[]))
+    ORDER BY m.id
+    FOR UPDATE
+), moved AS (
+    UPDATE messages m
+    SET status = v.status,
+        attempts = greatest(old.attempts, v.attempts),
+        last_error = v.error,
+        error_class = v.error_class,
+        next_attempt_at = v.next_attempt_at,
+        sent_at = CASE WHEN v.status = 'sent' THEN v.at ELSE m.sent_at END,
+        finished_at = CASE WHEN v.status IN ({_FINAL}) THEN v.at END,
+        updated_at = now()
+    FROM old JOIN v ON v.message_id = old.id
+    WHERE m.id = old.id AND m.id = ANY(CAST(:ids AS bigint[])) AND {_FORWARD}
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              m.attempts - old.attempts AS attempts_delta,
+              CASE WHEN m.status = 'sent' THEN m.sent_at END AS sent_at
+)
+"""
+
+
+async def apply_outcomes(session: AsyncSession, outcomes: Sequence[MessageOutcome]) -> Moves:
+    """Apply outcomes (at most one per message) that move their rows forward; skip the rest."""
+    params: dict[str, object] = {
+        "ids": [o.message_id for o in outcomes],
+        "statuses": [o.status.value for o in outcomes],
+        "attempts": [o.attempts for o in outcomes],
+        "ats": [o.at for o in outcomes],
+        "error_classes": [_cut(o.error_class, ERROR_CLASS_MAX_LENGTH) for o in outcomes],
+        "errors": [_cut(o.error, ERROR_MAX_LENGTH) for o in outcomes],
+        "next_attempt_ats": [o.next_attempt_at for o in outcomes],
+    }
+    return await _moves(session, _APPLY_OUTCOMES + _COUNT_MOVES, params)
+
+
+def _rowcount(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _cut(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    """The earliest due_at of any scheduled row (served by the partial index)."""
+    result = await session.execute(
+        text("SELECT min(due_at) FROM messages WHERE status = 'scheduled'")
+    )
+    value: datetime | None = result.scalar_one()
+    return value
+
+
+async def count_due_unqueued(session: AsyncSession) -> int:
+    result = await session.execute(
+        text("SELECT count(*) FROM messages WHERE status = 'scheduled' AND due_at <= now()")
+    )
+    return int(result.scalar_one())
