@@ -1,0 +1,1 @@
+"""API keys: how integrators authenticate to /api/v1."""

@@ -1,0 +1,1 @@
+"""The client directory: CRUD, listing and bulk import."""

@@ -1,0 +1,85 @@
+"""Client use cases: each change writes its ``client.*`` event to the outbox."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_api.clients import repository
+from herald_api.clients.schemas import ClientCreate, ClientUpdate
+from herald_api.errors import Conflict, FieldError, NotFound
+from herald_api.outbox import writer
+from herald_common.contracts import EventType
+from herald_common.db.models import Client
+
+
+def duplicate_phone(phone: str) -> Conflict:
+    message = f"a client with phone {phone} already exists"
+    return Conflict(message, [FieldError(field="phone", message="already exists")])
+
+
+def not_found(client_id: int) -> NotFound:
+    return NotFound(f"no client with id {client_id}")
+
+
+async def create(session: AsyncSession, new: ClientCreate) -> Client:
+    try:
+        client = await repository.add(
+            session,
+            phone=new.phone,
+            operator_code=new.operator_code or new.phone[1:4],
+            tag=new.tag,
+            timezone=new.timezone,
+        )
+    except IntegrityError as exc:
+        if repository.is_phone_conflict(exc):
+            raise duplicate_phone(new.phone) from None
+        raise
+    await writer.record(session, [writer.clients_changed(EventType.client_created, [client.id])])
+    return client
+
+
+async def get(session: AsyncSession, client_id: int) -> Client:
+    client = await repository.get(session, client_id)
+    if client is None:
+        raise not_found(client_id)
+    return client
+
+
+async def update(session: AsyncSession, client_id: int, changes: ClientUpdate) -> Client:
+    values: dict[str, Any] = changes.model_dump(exclude_unset=True)
+    if not values:
+        return await get(session, client_id)
+    if "phone" in values and "operator_code" not in values:
+        values["operator_code"] = values["phone"][1:4]
+    try:
+        client = await repository.change(session, client_id, values)
+    except IntegrityError as exc:
+        if repository.is_phone_conflict(exc):
+            raise duplicate_phone(values["phone"]) from None
+        raise
+    if client is None:
+        raise not_found(client_id)
+    await writer.record(session, [writer.clients_changed(EventType.client_updated, [client.id])])
+    return client
+
+
+async def delete(session: AsyncSession, client_id: int) -> None:
+    """Hard delete: the ledger keeps its own phone snapshot for statistics."""
+    if not await repository.remove(session, client_id):
+        raise not_found(client_id)
+    await writer.record(session, [writer.clients_changed(EventType.client_deleted, [client_id])])
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    tag: str | None,
+    operator_code: str | None,
+) -> Sequence[Client]:
+    return await repository.page(
+        session, after_id=after_id, limit=limit, tag=tag, operator_code=operator_code
+    )

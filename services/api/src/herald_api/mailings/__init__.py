@@ -1,0 +1,1 @@
+"""Mailings: CRUD, listing and each mailing's message ledger."""

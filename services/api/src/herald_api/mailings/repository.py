@@ -1,0 +1,130 @@
+"""SQL for mailings, their counters row and their messages.
+
+A mailing's status is derived in SQL from the transaction's ``now()``, so that the
+status shown and the status filtered on always agree.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_common.db.models import Mailing, MailingCounters, Message
+from herald_common.domain import MailingStatus, MessageStatus
+
+_now = func.now()
+
+
+def _status_expression() -> ColumnElement[str]:
+    return case(
+        (Mailing.cancelled_at.is_not(None), literal(MailingStatus.cancelled.value)),
+        (Mailing.end_at <= _now, literal(MailingStatus.finished.value)),
+        (Mailing.start_at <= _now, literal(MailingStatus.running.value)),
+        else_=literal(MailingStatus.scheduled.value),
+    )
+
+
+STATUS = _status_expression().label("status")
+
+
+def _has_status(status: MailingStatus) -> ColumnElement[bool]:
+    live = Mailing.cancelled_at.is_(None)
+    conditions = {
+        MailingStatus.cancelled: Mailing.cancelled_at.is_not(None),
+        MailingStatus.finished: and_(live, Mailing.end_at <= _now),
+        MailingStatus.running: and_(live, Mailing.start_at <= _now, Mailing.end_at > _now),
+        MailingStatus.scheduled: and_(live, Mailing.start_at > _now),
+    }
+    return conditions[status]
+
+
+MailingWithStatus = tuple[Mailing, MailingStatus]
+
+
+def _with_status(row: Any) -> MailingWithStatus:
+    return row[0], MailingStatus(row[1])
+
+
+async def add(session: AsyncSession, values: dict[str, Any]) -> MailingWithStatus:
+    """Insert the mailing and its zeroed counters row, in the caller's transaction."""
+    row = (await session.execute(insert(Mailing).values(**values).returning(Mailing, STATUS))).one()
+    mailing, status = _with_status(row)
+    await session.execute(insert(MailingCounters).values(mailing_id=mailing.id))
+    return mailing, status
+
+
+async def get(session: AsyncSession, mailing_id: int) -> MailingWithStatus | None:
+    row = (
+        await session.execute(select(Mailing, STATUS).where(Mailing.id == mailing_id))
+    ).one_or_none()
+    return None if row is None else _with_status(row)
+
+
+async def lock(session: AsyncSession, mailing_id: int) -> Mailing | None:
+    """The mailing, locked until the transaction ends, so that changes serialise."""
+    statement = select(Mailing).where(Mailing.id == mailing_id).with_for_update()
+    return await session.scalar(statement)
+
+
+async def exists(session: AsyncSession, mailing_id: int) -> bool:
+    return (await session.scalar(select(Mailing.id).where(Mailing.id == mailing_id))) is not None
+
+
+async def change(
+    session: AsyncSession, mailing_id: int, values: dict[str, Any]
+) -> MailingWithStatus:
+    """Apply the values, bump the revision; the scheduler reconciles up to it."""
+    statement = (
+        update(Mailing)
+        .where(Mailing.id == mailing_id)
+        .values(**values, revision=Mailing.revision + 1, updated_at=_now)
+        .returning(Mailing, STATUS)
+    )
+    return _with_status((await session.execute(statement)).one())
+
+
+async def cancel(session: AsyncSession, mailing_id: int, correlation_id: str | None) -> int | None:
+    """Soft-delete a live mailing; its new revision, or None when absent or already cancelled."""
+    statement = (
+        update(Mailing)
+        .where(Mailing.id == mailing_id, Mailing.cancelled_at.is_(None))
+        .values(
+            cancelled_at=_now,
+            revision=Mailing.revision + 1,
+            updated_at=_now,
+            correlation_id=correlation_id,
+        )
+        .returning(Mailing.revision)
+    )
+    return await session.scalar(statement)
+
+
+async def page(
+    session: AsyncSession, *, after_id: int, limit: int, status: MailingStatus | None
+) -> list[MailingWithStatus]:
+    statement = (
+        select(Mailing, STATUS).where(Mailing.id > after_id).order_by(Mailing.id).limit(limit)
+    )
+    if status is not None:
+        statement = statement.where(_has_status(status))
+    return [_with_status(row) for row in await session.execute(statement)]
+
+
+async def messages_page(
+    session: AsyncSession,
+    mailing_id: int,
+    *,
+    after_id: int,
+    limit: int,
+    status: MessageStatus | None,
+) -> Sequence[Message]:
+    statement = (
+        select(Message)
+        .where(Message.mailing_id == mailing_id, Message.id > after_id)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    if status is not None:
+        statement = statement.where(Message.status == status.value)
+    return (await session.scalars(statement)).all()

@@ -1,0 +1,127 @@
+"""Mailing use cases: each change bumps the revision and writes a ``mailing.*`` event."""
+
+from datetime import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald_api import correlation
+from herald_api.errors import Conflict, NotFound, ValidationFailed
+from herald_api.mailings import repository
+from herald_api.mailings.repository import MailingWithStatus
+from herald_api.mailings.schemas import MailingCreate, MailingFilter, MailingUpdate, SendWindow
+from herald_api.outbox import writer
+from herald_common.contracts import EventType
+from herald_common.db.models import Message
+from herald_common.domain import MailingStatus, MessageStatus
+
+
+def not_found(mailing_id: int) -> NotFound:
+    return NotFound(f"no mailing with id {mailing_id}")
+
+
+def _filter_columns(mailing_filter: MailingFilter | None) -> dict[str, Any]:
+    return {
+        "filter_operator_codes": mailing_filter.operator_codes if mailing_filter else None,
+        "filter_tags": mailing_filter.tags if mailing_filter else None,
+    }
+
+
+def _window_columns(window: SendWindow | None) -> dict[str, Any]:
+    return {
+        "send_window_start": time.fromisoformat(window.start) if window else None,
+        "send_window_end": time.fromisoformat(window.end) if window else None,
+    }
+
+
+async def create(session: AsyncSession, new: MailingCreate) -> MailingWithStatus:
+    mailing, status = await repository.add(
+        session,
+        {
+            "text": new.text,
+            "start_at": new.start_at,
+            "end_at": new.end_at,
+            **_filter_columns(new.filter),
+            **_window_columns(new.send_window),
+            "correlation_id": correlation.current(),
+        },
+    )
+    await writer.record(
+        session,
+        [writer.mailing_changed(EventType.mailing_created, mailing.id, mailing.revision)],
+    )
+    return mailing, status
+
+
+async def get(session: AsyncSession, mailing_id: int) -> MailingWithStatus:
+    found = await repository.get(session, mailing_id)
+    if found is None:
+        raise not_found(mailing_id)
+    return found
+
+
+async def update(
+    session: AsyncSession, mailing_id: int, changes: MailingUpdate
+) -> MailingWithStatus:
+    current = await repository.lock(session, mailing_id)
+    if current is None:
+        raise not_found(mailing_id)
+    if current.cancelled_at is not None:
+        raise Conflict(f"mailing {mailing_id} was deleted and cannot change")
+    sent = changes.model_fields_set
+    if not sent:
+        return await get(session, mailing_id)
+    start_at = changes.start_at if changes.start_at is not None else current.start_at
+    end_at = changes.end_at if changes.end_at is not None else current.end_at
+    if start_at >= end_at:
+        if "end_at" in sent:
+            raise ValidationFailed.on("end_at", "must be after start_at")
+        raise ValidationFailed.on("start_at", "must be before end_at")
+    values: dict[str, Any] = {"correlation_id": correlation.current()}
+    if changes.text is not None:
+        values["text"] = changes.text
+    values.update(start_at=start_at, end_at=end_at)
+    if "filter" in sent:
+        values.update(_filter_columns(changes.filter))
+    if "send_window" in sent:
+        values.update(_window_columns(changes.send_window))
+    mailing, status = await repository.change(session, mailing_id, values)
+    await writer.record(
+        session,
+        [writer.mailing_changed(EventType.mailing_updated, mailing.id, mailing.revision)],
+    )
+    return mailing, status
+
+
+async def delete(session: AsyncSession, mailing_id: int) -> None:
+    """Soft delete; deleting a deleted mailing changes nothing and emits nothing."""
+    revision = await repository.cancel(session, mailing_id, correlation.current())
+    if revision is None:
+        if not await repository.exists(session, mailing_id):
+            raise not_found(mailing_id)
+        return
+    await writer.record(
+        session, [writer.mailing_changed(EventType.mailing_deleted, mailing_id, revision)]
+    )
+
+
+async def list_page(
+    session: AsyncSession, *, after_id: int, limit: int, status: MailingStatus | None
+) -> list[MailingWithStatus]:
+    return await repository.page(session, after_id=after_id, limit=limit, status=status)
+
+
+async def messages_page(
+    session: AsyncSession,
+    mailing_id: int,
+    *,
+    after_id: int,
+    limit: int,
+    status: MessageStatus | None,
+) -> list[Message]:
+    if not await repository.exists(session, mailing_id):
+        raise not_found(mailing_id)
+    messages = await repository.messages_page(
+        session, mailing_id, after_id=after_id, limit=limit, status=status
+    )
+    return list(messages)

@@ -1,0 +1,229 @@
+"""``herald run``: the whole system on one machine, in the foreground, for development.
+
+Checks that PostgreSQL and RabbitMQ answer, migrates, creates a development API key,
+then starts the probe stub (unless HERALD_PROBE_URL points elsewhere), the api, the
+scheduler and two senders. Ctrl-C stops them all cleanly.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aio_pika
+import psycopg
+from pydantic import Field
+from sqlalchemy.engine import make_url
+
+from herald_common.db import migrate
+from herald_common.settings import HeraldSettings, ProbeSettings
+
+STUB_URL = "http://127.0.0.1:8090/v1"
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class RunSettings(HeraldSettings, ProbeSettings):
+    api_host: str = Field(default="127.0.0.1", description="Where the API listens.")
+    api_port: int = Field(default=8000, description="The API's port.")
+    senders: int = Field(default=2, ge=1, description="Sender processes started by herald run.")
+
+
+class Unreachable(Exception):
+    """A dependency does not answer; the message says which and how to start it."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+
+def check_postgresql(database_url: str) -> None:
+    url = make_url(database_url)
+    try:
+        psycopg.connect(
+            host=url.host or "127.0.0.1",
+            port=url.port or 5432,
+            user=url.username or "postgres",
+            password=url.password or None,
+            dbname="postgres",
+            connect_timeout=3,
+        ).close()
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise Unreachable(
+            f"PostgreSQL is not reachable at {url.host}:{url.port or 5432} ({reason}).\n"
+            "  Start it with: pg_ctlcluster --skip-systemctl-redirect "
+            "$(ls /etc/postgresql) main start\n"
+            "  or point HERALD_DATABASE_URL at a running server."
+        ) from None
+
+
+def check_rabbitmq(amqp_url: str) -> None:
+    parts = urlsplit(amqp_url)
+
+    async def probe() -> None:
+        connection = await aio_pika.connect(amqp_url, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as error:
+        raise Unreachable(
+            f"RabbitMQ is not reachable at {parts.hostname}:{parts.port or 5672} "
+            f"({type(error).__name__}).\n"
+            "  Start it with: rabbitmq-server -detached\n"
+            "  or point HERALD_AMQP_URL at a running broker."
+        ) from None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def command(name: str) -> str:
+    """A console script of this environment (the one ``herald`` itself runs from)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def create_dev_key() -> str:
+    # Our own console script, by absolute path; no shell, no user input in argv.
+    result = subprocess.run(  # noqa: S603
+        [command("herald"), "api-key", "create", "--name", "dev (herald run)"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def plan(settings: RunSettings) -> list[Child]:
+    children: list[Child] = []
+    if settings.probe_url.rstrip("/") == STUB_URL:
+        stub = urlsplit(STUB_URL)
+        children.append(
+            Child(
+                "probe-stub",
+                [
+                    command("herald-probe-stub"),
+                    "--port",
+                    str(stub.port),
+                    "--token",
+                    settings.probe_token.get_secret_value(),
+                ],
+            )
+        )
+    children.append(Child("api", [command("herald-api")]))
+    children.append(Child("scheduler", [command("herald-scheduler")]))
+    for index in range(settings.senders):
+        children.append(
+            Child(
+                f"sender-{index + 1}",
+                [command("herald-sender")],
+                env={"HERALD_SENDER_METRICS_PORT": str(9102 + index)},
+            )
+        )
+    return children
+
+
+def start(children: list[Child]) -> None:
+    for child in children:
+        # Children get their own process group so that Ctrl-C reaches only us and we
+        # stop them in order, each with SIGTERM and a grace period.
+        child.process = subprocess.Popen(  # noqa: S603 - our own console scripts
+            child.argv, env={**os.environ, **child.env}, start_new_session=True
+        )
+
+
+def stop(children: list[Child]) -> None:
+    running = [c for c in children if c.process and c.process.poll() is None]
+    for child in running:
+        assert child.process
+        child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+    for child in running:
+        assert child.process
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"herald: {child.name} did not stop in time; killing it", file=sys.stderr)
+            child.process.kill()
+            child.process.wait()
+
+
+def wait_for_api(host: str, port: int, children: list[Child], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_in_use(host, port):
+            return True
+        if any(c.process and c.process.poll() is not None for c in children):
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def run(settings: RunSettings) -> int:
+    try:
+        check_postgresql(settings.database_url)
+        check_rabbitmq(settings.amqp_url)
+    except Unreachable as error:
+        print(f"herald: {error}", file=sys.stderr)
+        return 2
+    if port_in_use(settings.api_host, settings.api_port):
+        print(
+            f"herald: port {settings.api_port} on {settings.api_host} is taken; "
+            "stop what uses it or set HERALD_API_PORT.",
+            file=sys.stderr,
+        )
+        return 2
+    migrate.create_database_if_missing(settings.database_url)
+    migrate.upgrade(settings.database_url)
+    key = create_dev_key()
+
+    children = plan(settings)
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    start(children)
+    try:
+        if not wait_for_api(settings.api_host, settings.api_port, children):
+            print("herald: the api did not start; see the logs above", file=sys.stderr)
+            return 1
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        print(
+            f"\nherald is running ({', '.join(c.name for c in children)})\n"
+            f"  API:      {base}/api/v1\n"
+            f"  Docs:     {base}/docs\n"
+            f"  API key:  {key}\n"
+            f"  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/mailings\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while not stopping:
+            exited = [c for c in children if c.process and c.process.poll() is not None]
+            if exited:
+                names = ", ".join(
+                    f"{c.name} (exit {c.process.returncode})" for c in exited if c.process
+                )
+                print(f"herald: {names} stopped unexpectedly; stopping the rest", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        print("herald: stopping...", file=sys.stderr, flush=True)
+        stop(children)

@@ -1,0 +1,1 @@
+"""Statistics: message counts per mailing, read from the per-mailing counters."""

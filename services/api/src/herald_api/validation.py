@@ -1,0 +1,141 @@
+"""Input rules shared by the REST schemas and the bulk importer, with readable messages.
+
+Every string is also checked to be storable: PostgreSQL rejects NUL characters and
+lone surrogates cannot be encoded, and either must be a 422, never a 500.
+"""
+
+import re
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated
+from zoneinfo import available_timezones
+
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+from herald_common.db.models import MAILING_TEXT_MAX_LENGTH, TAG_MAX_LENGTH
+
+_PHONE = re.compile(r"7[0-9]{10}")
+_OPERATOR_CODE = re.compile(r"[0-9]{3}")
+_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+_DATETIME_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+PHONE_MESSAGE = "must be 11 digits starting with 7, e.g. 79991234567"
+
+
+def storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def phone(value: object) -> str:
+    """A phone as a string; an integer is accepted and normalised to its digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _PHONE.fullmatch(value):
+        raise ValueError(PHONE_MESSAGE)
+    return value
+
+
+def operator_code(value: object) -> str:
+    if not isinstance(value, str) or not _OPERATOR_CODE.fullmatch(value):
+        raise ValueError("must be a string of exactly 3 digits, e.g. '999'")
+    return value
+
+
+def tag(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= TAG_MAX_LENGTH:
+        raise ValueError(f"must be a string of 1 to {TAG_MAX_LENGTH} characters")
+    return storable(value)
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def time_zone(value: object) -> str:
+    if not isinstance(value, str) or value not in time_zone_names():
+        raise ValueError("must be an IANA time zone name, e.g. 'Europe/Moscow'")
+    return value
+
+
+def mailing_text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    if len(value) > MAILING_TEXT_MAX_LENGTH:
+        raise ValueError(f"must be at most {MAILING_TEXT_MAX_LENGTH} characters")
+    return storable(value)
+
+
+def rfc3339(value: object) -> object:
+    """Only strings that look like an RFC 3339 date-time: no Unix timestamps, no bare dates."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATETIME_START.match(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, e.g. 2030-01-01T09:00:00+03:00"
+        )
+    return value
+
+
+def with_offset(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the UTC offset is missing: write e.g. 2030-01-01T09:00:00+03:00 or ...Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+def clock(value: object) -> str:
+    if not isinstance(value, str) or not _CLOCK.fullmatch(value):
+        raise ValueError("must be a 24-hour time HH:MM, e.g. '09:00'")
+    return value
+
+
+# The validators above enforce each rule once, in Python, with readable messages;
+# WithJsonSchema only documents the same rule in the OpenAPI schema.
+Phone = Annotated[
+    str,
+    BeforeValidator(phone),
+    WithJsonSchema({"type": "string", "pattern": "^7[0-9]{10}$"}),
+]
+OperatorCode = Annotated[
+    str,
+    BeforeValidator(operator_code),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{3}$"}),
+]
+Tag = Annotated[
+    str,
+    BeforeValidator(tag),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH}),
+]
+TimeZoneName = Annotated[
+    str, BeforeValidator(time_zone), WithJsonSchema({"type": "string", "format": "iana-tz"})
+]
+MailingText = Annotated[
+    str,
+    BeforeValidator(mailing_text),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAILING_TEXT_MAX_LENGTH}),
+]
+OffsetDateTime = Annotated[
+    datetime,
+    BeforeValidator(rfc3339),
+    AfterValidator(with_offset),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Clock = Annotated[
+    str,
+    BeforeValidator(clock),
+    WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
+]
+
+
+def unique(values: list[str]) -> list[str]:
+    """The list without repeats, first occurrences kept in order."""
+    return list(dict.fromkeys(values))
