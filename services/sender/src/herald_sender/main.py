@@ -113,7 +113,7 @@ async def _serve(settings: SenderSettings) -> None:
 def main() -> None:
     settings = SenderSettings()
     configure_logging("sender", level=settings.log_level, fmt=settings.log_format)
-    serve_metrics(settings.sender_metrics_port)
+    serve_metrics(settings.sender_metrics_port, host=settings.metrics_host)
     log.info(
         "sender.configured",
         probe_url=settings.probe_url,
