@@ -55,6 +55,7 @@ class ErrorClass(StrEnum):
     outside_window = "outside_window"
     end_reached = "end_reached"
     circuit_open = "circuit_open"
+    mailing_cancelled = "mailing_cancelled"
     shutting_down = "shutting_down"
     bad_timezone = "bad_timezone"
 

@@ -35,6 +35,7 @@ from herald_common.settings import QueueType
 from herald_sender.circuit import CircuitBreaker, CircuitState
 from herald_sender.classification import excerpt
 from herald_sender.delivery import CommandReport, Courier
+from herald_sender.mailing_watch import MailingWatch
 from herald_sender.repository import load_messages
 
 log = structlog.get_logger()
@@ -58,6 +59,7 @@ class CommandConsumer:
         # failed, so that a redelivery loop does not spin.
         failure_pause: float = 1.0,
         publish_timeout: float = 10.0,
+        watch: MailingWatch | None = None,
     ) -> None:
         self._connection = connection
         self._engine = engine
@@ -68,6 +70,7 @@ class CommandConsumer:
         self._drain_seconds = drain_seconds
         self._failure_pause = failure_pause
         self._publish_timeout = publish_timeout
+        self._watch = watch
         self._handling: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._circuit_opened = asyncio.Event()
@@ -141,7 +144,14 @@ class CommandConsumer:
         with structlog.contextvars.bound_contextvars(
             correlation_id=correlation_id, mailing_id=command.mailing_id
         ):
-            await self._process(message, command, correlation_id)
+            if self._watch is None:
+                await self._process(message, command, correlation_id)
+                return
+            self._watch.track(command.mailing_id)
+            try:
+                await self._process(message, command, correlation_id)
+            finally:
+                self._watch.untrack(command.mailing_id)
 
     async def _process(
         self, message: AbstractIncomingMessage, command: SendMessages, correlation_id: str | None

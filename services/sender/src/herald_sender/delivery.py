@@ -40,6 +40,7 @@ from herald_sender.classification import (
     judge_transport_error,
 )
 from herald_sender.deferral import tier_for_retry
+from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
 from herald_sender.repository import MessageState
 
@@ -55,6 +56,7 @@ _BLOCKED = {
     for reason in (
         ErrorClass.end_reached,
         ErrorClass.outside_window,
+        ErrorClass.mailing_cancelled,
         ErrorClass.circuit_open,
         ErrorClass.shutting_down,
     )
@@ -129,8 +131,10 @@ class Courier:
         *,
         clock: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        watch: MailingWatch | None = None,
     ) -> None:
         self._client = client
+        self._watch = watch
         self._breaker = breaker
         self._policy = policy
         self._clock = clock
@@ -256,6 +260,9 @@ class Courier:
         return await self._request(message, probe=False)
 
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
+        # A deleted mailing is out of time for good; the scheduler cancels its rows.
+        if self._watch is not None and self._watch.is_cancelled(message.mailing_id):
+            return _BLOCKED[ErrorClass.mailing_cancelled]
         if now >= message.deadline:
             return _BLOCKED[ErrorClass.end_reached]
         if not is_inside(now, message.timezone, message.window):
@@ -350,6 +357,8 @@ class Courier:
 
     def _conclude(self, message: _Message, judgement: Judgement, report: CommandReport) -> None:
         verdict, reason = judgement.verdict, judgement.error_class
+        if reason is ErrorClass.mailing_cancelled:
+            return  # no outcome: the scheduler has cancelled (or will cancel) the row
         if verdict is Verdict.sent:
             self._finish(message, report, MessageStatus.sent, at=message.answered_at)
         elif verdict is Verdict.permanent:

@@ -16,6 +16,7 @@ from herald_common.settings import HeraldSettings, ProbeSettings
 from herald_sender.circuit import CircuitBreaker
 from herald_sender.consumer import CommandConsumer
 from herald_sender.delivery import Courier, DeliveryPolicy
+from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import AiohttpProbeClient, ProbeClient
 
 log = structlog.get_logger()
@@ -77,6 +78,7 @@ async def run(
                 cooldown=settings.sender_breaker_cooldown,
                 max_cooldown=settings.sender_breaker_max_cooldown,
             )
+            watch = MailingWatch(engine)
             courier = Courier(
                 client,
                 breaker,
@@ -86,6 +88,7 @@ async def run(
                     inprocess_attempts=settings.sender_inprocess_attempts,
                     max_attempts=settings.sender_max_attempts,
                 ),
+                watch=watch,
             )
             consumer = CommandConsumer(
                 connection=connection,
@@ -95,8 +98,14 @@ async def run(
                 queue_type=settings.queue_type,
                 prefetch=settings.sender_prefetch,
                 drain_seconds=settings.sender_drain_seconds,
+                watch=watch,
             )
-            await consumer.run(stop)
+            watching = asyncio.create_task(watch.run(stop))
+            try:
+                await consumer.run(stop)
+            finally:
+                stop.set()
+                await watching
     finally:
         await connection.close()
         await engine.dispose()

@@ -1,4 +1,5 @@
-"""The sender's only SQL: one read of a command's messages as the ledger knows them now."""
+"""The sender's SQL: a command's messages as the ledger knows them now, and which of the
+mailings in hand were deleted since."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ _LOAD_MESSAGES = text(
     JOIN mailings g ON g.id = m.mailing_id
     WHERE m.id = ANY(:ids)
     """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+_CANCELLED_MAILINGS = text(
+    "SELECT id FROM mailings WHERE id = ANY(:ids) AND cancelled_at IS NOT NULL"
 ).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
 
 
@@ -39,3 +45,9 @@ async def load_messages(connection: AsyncConnection, ids: Sequence[int]) -> list
     """The current state of these messages; ids unknown to the ledger are simply absent."""
     result = await connection.execute(_LOAD_MESSAGES, {"ids": list(ids)})
     return [MessageState(*row) for row in result]
+
+
+async def cancelled_mailings(connection: AsyncConnection, ids: Sequence[int]) -> list[int]:
+    """Those of these mailings that were deleted."""
+    result = await connection.execute(_CANCELLED_MAILINGS, {"ids": list(ids)})
+    return [row[0] for row in result]
