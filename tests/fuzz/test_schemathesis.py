@@ -1,0 +1,91 @@
+"""Schemathesis over every operation of /openapi.json, with a valid key, against a running
+herald-api: no 5xx and no response that breaks the documented schema."""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from herald_common.db import migrate
+from tests.e2e.system import BIN, Service, free_port, wait_until_listening
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    database_server_url: str, amqp_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    database_url = (
+        make_url(database_server_url)
+        .set(database="herald_test_fuzz")
+        .render_as_string(hide_password=False)
+    )
+    migrate.drop_database(database_url)
+    migrate.create_database_if_missing(database_url)
+    migrate.upgrade(database_url)
+    port = free_port()
+    env = {
+        "PATH": str(BIN),
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_AMQP_URL": amqp_url,
+        "HERALD_API_PORT": str(port),
+        "HERALD_LOG_FORMAT": "json",
+        "HERALD_LOG_LEVEL": "warning",
+    }
+    key = subprocess.run(
+        [str(BIN / "herald"), "api-key", "create", "--name", "fuzz"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    log_path: Path = tmp_path_factory.mktemp("fuzz") / "api.log"
+    api = Service("api", [str(BIN / "herald-api")], env, log_path)
+    api.start()
+    try:
+        assert api.process is not None
+        wait_until_listening(port, api.process)
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        api.stop()
+        migrate.drop_database(database_url)
+
+
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    )
+)
+
+
+def test_api_conforms_to_its_schema(api_server: tuple[str, str]) -> None:
+    base_url, key = api_server
+    result = subprocess.run(
+        [
+            str(BIN / "schemathesis"),
+            "run",
+            f"{base_url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {key}",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "30",
+            "--seed",
+            "20261129",
+            "--continue-on-failure",
+            "--suppress-health-check",
+            "all",
+        ],
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
