@@ -316,3 +316,23 @@ async def test_a_client_reconcile_waits_for_a_running_mailing_reconcile(
 
     await asyncio.wait_for(waiting, timeout=5)
     assert await statuses_of(ledger_db, mailing_id) == {client_id: "scheduled"}
+
+
+async def test_catch_up_skips_a_mailing_reconciled_while_it_waited(
+    ledger_db: AsyncEngine, reconciler: Reconciler
+) -> None:
+    await create_clients(ledger_db, 3)
+    mailing_id = await create_mailing(ledger_db, start_at=START, end_at=START + timedelta(days=1))
+    first = await reconciler.reconcile_mailing(mailing_id)
+    await delete_client(ledger_db, (await messages_of(ledger_db, mailing_id))[0].client_id)
+
+    # The catch-up pass found the mailing behind, then waited for the lock while the
+    # event's reconcile finished: it must not run the whole pass again.
+    skipped = await reconciler.reconcile_mailing(mailing_id, only_if_behind=True)
+    forced = await reconciler.reconcile_mailing(mailing_id)
+
+    assert first is not None
+    assert first.inserted == 3
+    assert skipped is None
+    assert forced is not None
+    assert forced.cancelled == 1

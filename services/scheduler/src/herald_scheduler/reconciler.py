@@ -27,6 +27,7 @@ from herald_scheduler.repository.mailings import MailingFrame, MailingState, Zon
 
 NO_WINDOW_BEFORE_END = "no send window opening before the mailing's end"
 UNKNOWN_TIME_ZONE = "unknown time zone"
+LOGGED_CLIENT_IDS = 1000
 
 log = structlog.get_logger()
 
@@ -85,11 +86,15 @@ class Reconciler:
         # Wakes the dispatcher, so a big mailing's first sends start while it materialises.
         self._on_materialised = on_materialised
 
-    async def reconcile_mailing(self, mailing_id: int) -> MailingReconciled | None:
+    async def reconcile_mailing(
+        self, mailing_id: int, *, only_if_behind: bool = False
+    ) -> MailingReconciled | None:
         """Make the mailing's ledger match its current filter, frame and window.
 
         Serialised per mailing, and the mailing is read only once the lock is held: a
         reconcile that started before a change can never finish after the one for it.
+        ``only_if_behind`` skips a mailing reconciled at its revision while this call
+        waited for the lock (the catch-up pass racing a long materialisation).
         """
         async with mailings.reconciling(self._engine, mailing_id):
             started = time.perf_counter()
@@ -97,6 +102,8 @@ class Reconciler:
                 state = await mailings.get_mailing(session, mailing_id)
             if state is None:
                 log.warning("mailing.missing", mailing_id=mailing_id)
+                return None
+            if only_if_behind and state.reconciled_revision >= state.revision:
                 return None
             correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
             with structlog.contextvars.bound_contextvars(
@@ -205,9 +212,13 @@ class Reconciler:
             cancelled=cancelled.total,
             rescheduled=rescheduled.rescheduled,
         )
+        # A single client's id is bound by the event handler; a bulk event's line names its
+        # first ones (the api's client.* lines name them all).
+        bulk = {"client_ids": ids[:LOGGED_CLIENT_IDS]} if len(ids) > 1 else {}
         log.info(
             "clients.reconciled",
             clients=len(ids),
+            **bulk,
             inserted=outcome.inserted,
             expired=outcome.expired,
             cancelled=outcome.cancelled,
@@ -239,7 +250,7 @@ class Reconciler:
         async with self._sessionmaker.begin() as session:
             pending = await mailings.unreconciled_mailing_ids(session, limit)
         for mailing_id in pending:
-            await self.reconcile_mailing(mailing_id)
+            await self.reconcile_mailing(mailing_id, only_if_behind=True)
         return len(pending)
 
 

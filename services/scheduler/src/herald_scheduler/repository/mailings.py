@@ -31,6 +31,7 @@ class MailingFrame:
 class MailingState:
     frame: MailingFrame
     revision: int
+    reconciled_revision: int
     cancelled_at: datetime | None
     correlation_id: str | None
 
@@ -117,7 +118,8 @@ async def database_now(session: AsyncSession) -> datetime:
 async def get_mailing(session: AsyncSession, mailing_id: int) -> MailingState | None:
     result = await session.execute(
         text(
-            f"SELECT {_FRAME_COLUMNS}, g.revision, g.cancelled_at, g.correlation_id"
+            f"SELECT {_FRAME_COLUMNS}, g.revision, g.reconciled_revision, g.cancelled_at,"
+            " g.correlation_id"
             " FROM mailings g WHERE g.id = :mailing_id"
         ),
         {"mailing_id": mailing_id},
@@ -125,7 +127,9 @@ async def get_mailing(session: AsyncSession, mailing_id: int) -> MailingState | 
     row = result.one_or_none()
     if row is None:
         return None
-    return MailingState(_frame(row), row.revision, row.cancelled_at, row.correlation_id)
+    return MailingState(
+        _frame(row), row.revision, row.reconciled_revision, row.cancelled_at, row.correlation_id
+    )
 
 
 async def next_client_chunk(
