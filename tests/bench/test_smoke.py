@@ -1,0 +1,56 @@
+"""``python -m bench`` end to end at a tiny size: it starts herald, measures, prints the
+table and writes the JSON (no figure is asserted: the machine is shared)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_a_tiny_benchmark_writes_results_and_prints_the_table(
+    database_server_url: str,
+    amqp_server_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(
+        [
+            "--only",
+            "import,materialise,dispatch",
+            "--size",
+            "300",
+            "--senders",
+            "2",
+            "--latencies",
+            "50",
+            "--results-dir",
+            str(tmp_path),
+            "--database-url",
+            database_server_url,
+            "--amqp-url",
+            amqp_server_url,
+        ]
+    )
+
+    files = list(tmp_path.glob("bench-*.json"))
+    assert len(files) == 1
+    document = json.loads(files[0].read_text())
+    runs = {run["run"]: run for run in document["runs"]}
+    assert set(runs) == {"import", "materialise", "dispatch"}
+    assert runs["import"]["created"] == 300
+    assert runs["materialise"]["complete"] is True
+    dispatch = runs["dispatch"]
+    assert dispatch["complete"] is True
+    assert dispatch["statuses"]["sent"] == 300
+    assert dispatch["duplicates_at_stub"] == 0
+    assert dispatch["api_under_load"]["get_mailing_stats"]["errors"] == 0
+    assert dispatch["resources"]["by_process"]["scheduler"]["peak_rss_mib"] > 0
+    assert len(document["targets"]) > 5
+    printed = capsys.readouterr().out
+    assert "TARGETS" in printed
+    assert "DISPATCH" in printed
+    assert str(files[0]) in printed
