@@ -28,6 +28,7 @@ from herald_scheduler.repository.mailings import MailingFrame, MailingState, Zon
 NO_WINDOW_BEFORE_END = "no send window opening before the mailing's end"
 UNKNOWN_TIME_ZONE = "unknown time zone"
 LOGGED_CLIENT_IDS = 1000
+FIRST_CHUNK_SIZE = 2000
 
 log = structlog.get_logger()
 
@@ -155,11 +156,12 @@ class Reconciler:
         """Insert the missing rows chunk by chunk (keyset on client id); (inserted, expired)."""
         inserted = expired = 0
         after = 0
+        # A small first chunk: the dispatcher can start sending within a fraction of a
+        # second while the rest of a big mailing materialises.
+        size = min(FIRST_CHUNK_SIZE, self._chunk_size)
         while True:
             async with self._sessionmaker.begin() as session:
-                chunk = await mailings.next_client_chunk(
-                    session, mailing.id, after, self._chunk_size
-                )
+                chunk = await mailings.next_client_chunk(session, mailing.id, after, size)
                 if chunk is None:
                     break
                 dues = [zone_due(mailing, tz, chunk.now) for tz in chunk.timezones]
@@ -178,8 +180,9 @@ class Reconciler:
             if moves.count(MessageStatus.scheduled):
                 self._on_materialised()
             after = chunk.through
-            if chunk.size < self._chunk_size:
+            if chunk.size < size:
                 break
+            size = self._chunk_size
         return inserted, expired
 
     async def reconcile_clients(self, client_ids: Sequence[int]) -> ClientsReconciled:

@@ -5,6 +5,7 @@ import contextlib
 import signal
 
 import structlog
+import uvloop
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -129,7 +130,8 @@ def main() -> None:
         concurrency=settings.sender_concurrency,
         prefetch=settings.sender_prefetch,
     )
-    asyncio.run(_serve(settings))
+    # uvloop: about a fifth less CPU per message than asyncio's own loop (make bench).
+    uvloop.run(_serve(settings))
 
 
 if __name__ == "__main__":

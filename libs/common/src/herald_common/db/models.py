@@ -141,6 +141,13 @@ class Message(Base):
         # Serves the dispatcher's "due and not yet queued" claim.
         Index("ix_messages_due", "due_at", postgresql_where=sql_text("status = 'scheduled'")),
         Index("ix_messages_mailing_id_status_id", "mailing_id", "status", "id"),
+        # Serves a mailing's error breakdown in its statistics.
+        Index(
+            "ix_messages_mailing_id_error_class",
+            "mailing_id",
+            "error_class",
+            postgresql_where=sql_text("error_class IS NOT NULL"),
+        ),
         Index(
             "ix_messages_client_id_unsent",
             "client_id",
