@@ -73,6 +73,11 @@ class FakeSender:
         queue = await self.broker.channel.get_queue(SEND_COMMANDS_QUEUE)
         while True:
             message = await queue.get(no_ack=True, fail=False)
+            # Python 3.11's wait_for (inside aio-pika's get) can swallow a cancellation that
+            # lands just as the answer arrives: honour it, or the teardown waits forever.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError
             if message is None:
                 await asyncio.sleep(0.02)
                 continue

@@ -13,7 +13,7 @@ from herald_api.deps import ApiState, authenticate
 from herald_api.error_handlers import install_error_handlers
 from herald_api.errors import error_responses
 from herald_api.mailings.endpoints import router as mailings_router
-from herald_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from herald_api.middleware import BodyLimitMiddleware, RequestContextMiddleware, bind_path_ids
 from herald_api.outbox.relay import OutboxRelay
 from herald_api.params import API_PREFIX
 from herald_api.settings import ApiSettings
@@ -89,7 +89,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     for router in (clients_router, mailings_router, stats_router):
         app.include_router(
-            router, dependencies=[Depends(authenticate)], responses=error_responses(401)
+            router,
+            dependencies=[Depends(authenticate), Depends(bind_path_ids)],
+            responses=error_responses(401),
         )
     app.include_router(health.router)
 

@@ -1,15 +1,17 @@
-"""Liveness and readiness probes: open, no API key needed."""
+"""Liveness and readiness probes, and the Prometheus metrics: open, no API key needed."""
 
 import asyncio
 from typing import Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from herald_api.deps import ApiState, StateDep
 from herald_api.errors import ErrorBody, FieldError
+from herald_common import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -85,3 +87,20 @@ async def _database_answers(state: ApiState) -> bool:
     except Exception:  # any failure means "not ready", whatever its kind
         return False
     return True
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_description="Every metric in Prometheus' text format.",
+    description=(
+        "The api's metrics; with several workers, the sum over them"
+        " (docs/observability.md lists each metric)."
+    ),
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+def prometheus_metrics() -> Response:
+    # A plain def: FastAPI runs it in a thread, so reading many workers' files never
+    # holds up the event loop.
+    return Response(metrics.latest(), media_type=CONTENT_TYPE_LATEST)

@@ -5,9 +5,12 @@ and context variables set here are visible to the endpoint.
 """
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from herald_api import correlation
@@ -19,10 +22,42 @@ log = structlog.get_logger()
 API_KEY_NAME_STATE = "api_key_name"
 # Requests that match no route share one label, so that probes cannot blow up cardinality.
 UNMATCHED_ROUTE = "<unmatched>"
+# Path parameters that name an entity: bound into the request's log context under these names.
+ID_PARAMETERS = ("mailing_id", "client_id")
+_MAX_ID_DIGITS = 19  # a bigint
+
+
+def path_ids(path_params: Mapping[str, Any]) -> dict[str, int]:
+    """The entity ids in a request's path, as integers (what is not an id is left out)."""
+    ids: dict[str, int] = {}
+    for name in ID_PARAMETERS:
+        value = path_params.get(name)
+        if isinstance(value, int):
+            ids[name] = value
+        elif (
+            isinstance(value, str)
+            and value.isascii()
+            and value.isdigit()
+            and len(value) <= _MAX_ID_DIGITS
+        ):
+            ids[name] = int(value)
+    return ids
+
+
+async def bind_path_ids(request: Request) -> None:
+    """Router dependency: every line a request on ``/mailings/{id}`` or ``/clients/{id}``
+    logs names that id."""
+    ids = path_ids(request.path_params)
+    if ids:
+        structlog.contextvars.bind_contextvars(**ids)
 
 
 class RequestContextMiddleware:
-    """Binds the correlation id, echoes it back, and writes one ``http.request`` line."""
+    """Binds the correlation id, echoes it back, and writes one ``http.request`` line.
+
+    The access line carries what the request bound on its way (the ids of the mailing or
+    client it touched, the id of a row it created) and the API key's name, never the key.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,6 +91,10 @@ class RequestContextMiddleware:
             method = scope["method"]
             HTTP_REQUESTS.labels(method=method, route=template, status=str(status)).inc()
             HTTP_LATENCY.labels(method=method, route=template).observe(elapsed)
+            # Also when the request failed before the endpoint (a 401): the path names them.
+            ids = path_ids(scope.get("path_params") or {})
+            if ids:
+                structlog.contextvars.bind_contextvars(**ids)
             log.info(
                 "http.request",
                 method=method,

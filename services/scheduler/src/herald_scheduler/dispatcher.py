@@ -7,7 +7,6 @@ any number of dispatchers, in any number of replicas, share the work.
 
 import asyncio
 import time
-from collections import defaultdict
 from datetime import UTC, datetime
 
 import structlog
@@ -24,6 +23,8 @@ from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger
 
 PUBLISH_TIMEOUT = 10.0
+# A command's message ids a log line names at most (commands hold 100 by default).
+LOGGED_IDS = 1000
 GAUGE_INTERVAL = 1.0
 
 log = structlog.get_logger()
@@ -77,16 +78,16 @@ class Dispatcher:
         await publish(self._exchange, message, SEND_ROUTING_KEY)
 
     def _log_queued(self, commands: list[SendMessages]) -> None:
-        by_mailing: dict[int, list[SendMessages]] = defaultdict(list)
+        # One line per command, naming its messages, so that a search by message id
+        # finds when it was queued and in which command.
         for command in commands:
-            by_mailing[command.mailing_id].append(command)
-        for mailing_id, mailing_commands in by_mailing.items():
             log.info(
                 "messages.queued",
-                mailing_id=mailing_id,
-                correlation_id=mailing_commands[0].correlation_id,
-                count=sum(len(c.messages) for c in mailing_commands),
-                command_ids=[str(c.id) for c in mailing_commands],
+                mailing_id=command.mailing_id,
+                correlation_id=command.correlation_id,
+                command_id=str(command.id),
+                count=len(command.messages),
+                message_ids=[ref.id for ref in command.messages[:LOGGED_IDS]],
             )
 
     async def run(self, stopping: asyncio.Event) -> None:

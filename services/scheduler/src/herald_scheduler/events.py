@@ -57,7 +57,7 @@ class DomainEventConsumer:
         except ValidationError as error:
             log.error(
                 "event.rejected",
-                message_id=message.message_id,
+                amqp_message_id=message.message_id,
                 routing_key=message.routing_key,
                 error=describe(error),
             )

@@ -102,7 +102,7 @@ class LedgerWriter:
         try:
             event = MessagesProgressed.model_validate_json(message.body)
         except ValidationError as error:
-            log.error("status.rejected", message_id=message.message_id, error=describe(error))
+            log.error("status.rejected", amqp_message_id=message.message_id, error=describe(error))
             await message.reject(requeue=False)
             return
         self._buffer.add(StatusDelivery(message, list(event.outcomes)))
@@ -173,7 +173,7 @@ class LedgerWriter:
             except FAULTS:
                 raise
             except Exception:
-                log.exception("status.poison", message_id=delivery.message.message_id)
+                log.exception("status.poison", amqp_message_id=delivery.message.message_id)
                 await delivery.message.reject(requeue=False)
 
     async def apply(self, batch: list[StatusDelivery]) -> None:

@@ -1,7 +1,8 @@
-"""The scheduler process: one engine, one robust broker connection, five loops in one TaskGroup.
+"""The scheduler process: one engine, one robust broker connection, six loops in one TaskGroup.
 
 Loops: domain events -> reconcile; dispatcher; ledger writer; expiry sweeper; catch-up
-reconcile. Setting ``stopping`` makes each finish its current batch and return.
+reconcile; the ledger gauge (message counts by status, for the metrics). Setting
+``stopping`` makes each finish its current batch and return.
 """
 
 import asyncio
@@ -18,7 +19,7 @@ from herald_common.broker.topology import (
     declare_topology,
 )
 from herald_common.db.engine import create_engine, create_sessionmaker
-from herald_scheduler import events, ledger_writer
+from herald_scheduler import events, ledger_gauge, ledger_writer
 from herald_scheduler.dispatcher import Dispatcher
 from herald_scheduler.events import DomainEventConsumer
 from herald_scheduler.faults import FAULTS, describe
@@ -30,9 +31,10 @@ from herald_scheduler.sweeper import Sweeper
 
 SERVICE = "scheduler"
 # A reconcile holds two connections (its lock's and its step's); the event handlers and
-# the catch-up loop reconcile; the dispatcher, ledger writer and sweeper hold one each.
+# the catch-up loop reconcile; the dispatcher, ledger writer, sweeper and ledger gauge
+# hold one each.
 _CONNECTIONS_PER_RECONCILE = 2
-_LOOP_CONNECTIONS = 3
+_LOOP_CONNECTIONS = 4
 
 log = structlog.get_logger()
 
@@ -145,4 +147,5 @@ async def _run_loops(
         group.create_task(dispatcher.run(stopping))
         group.create_task(sweeper.run(stopping, settings.sweep_interval))
         group.create_task(run_catch_up(reconciler, stopping, settings.reconcile_interval))
+        group.create_task(ledger_gauge.run(sessionmaker, stopping))
     log.info("scheduler.stopped")

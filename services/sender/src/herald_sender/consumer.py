@@ -218,8 +218,9 @@ class CommandConsumer:
                 )
             )
         await asyncio.gather(*publications)
-        for tier, _ in deferred:
-            RETRIES_SCHEDULED.labels(tier=tier.name).inc()
+        for tier, command in deferred:
+            # Counted per message: a retry is a message's, whatever command carries it.
+            RETRIES_SCHEDULED.labels(tier=tier.name).inc(len(command.messages))
 
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
         await _settle(message.nack(requeue=True))

@@ -9,7 +9,6 @@ command as one ``MessagesProgressed``.
 import asyncio
 import contextlib
 import dataclasses
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -36,6 +35,7 @@ from herald_sender.classification import (
     ErrorClass,
     Judgement,
     Verdict,
+    excerpt,
     judge,
     judge_transport_error,
 )
@@ -191,7 +191,13 @@ class Courier:
                     error,
                 )
             )
-            log.warning("message.failed", message_id=state.id, mailing_id=mailing_id, error=error)
+            log.warning(
+                "message.failed",
+                message_id=state.id,
+                mailing_id=mailing_id,
+                client_id=state.client_id,
+                error=error,
+            )
             return None
         return _Message(
             state,
@@ -232,11 +238,24 @@ class Courier:
                 or self._clock() + timedelta(seconds=pause) >= message.deadline
             )
 
+        def before_sleep(retry_state: RetryCallState) -> None:
+            pause = retry_state.upcoming_sleep
+            log.info(
+                "message.retry_scheduled",
+                message_id=message.state.id,
+                mailing_id=message.mailing_id,
+                client_id=message.state.client_id,
+                attempt=message.attempts,
+                retry_in_ms=round(pause * 1000),
+                next_attempt_at=(self._clock() + timedelta(seconds=pause)).isoformat(),
+            )
+
         retrying = AsyncRetrying(
             stop=stop,
             wait=self._wait,
             retry=retry_if_result(_is_transient),
             retry_error_callback=_last_answer,
+            before_sleep=before_sleep,
             sleep=self._sleep,
         )
         judgement: Judgement = await retrying(attempt)
@@ -297,13 +316,14 @@ class Courier:
                 latency = error.latency
                 judgement = judge_transport_error(error)
                 status: int | None = None
+                body: bytes | None = None
                 # A timeout cut short by the mailing's end says nothing about the API.
                 if isinstance(error, ProbeTimeout) and timeout < self._policy.request_timeout:
                     judgement = dataclasses.replace(judgement, circuit_failure=False)
             else:
                 latency = response.latency
                 judgement = judge(response)
-                status = response.status
+                status, body = response.status, response.body
             finally:
                 SENDER_INFLIGHT.dec()
         message.answered_at = self._clock()
@@ -312,7 +332,12 @@ class Courier:
         if judgement.verdict is Verdict.unauthorized:
             # The token is bad, not the message: the attempt is not counted against it.
             PROBE_UNAUTHORIZED.inc()
-            log.error("probe.unauthorized", message_id=state.id, mailing_id=message.mailing_id)
+            log.error(
+                "probe.unauthorized",
+                message_id=state.id,
+                mailing_id=message.mailing_id,
+                client_id=state.client_id,
+            )
             self._breaker.trip()
         else:
             message.attempts += 1
@@ -320,7 +345,7 @@ class Courier:
                 self._breaker.record_failure()
             else:
                 self._breaker.record_success()
-        self._log_attempt(message, judgement, status, latency)
+        self._log_attempt(message, judgement, status, body, latency)
         return judgement
 
     def _count_attempt(self, judgement: Judgement) -> None:
@@ -335,25 +360,25 @@ class Courier:
         message: _Message,
         judgement: Judgement,
         status: int | None,
+        body: bytes | None,
         latency: float,
     ) -> None:
-        sent = judgement.verdict is Verdict.sent
-        # Thousands of successes a second: they are logged at debug level only.
-        if sent and not log.is_enabled_for(logging.DEBUG):
-            return
-        fields: dict[str, Any] = {
-            "message_id": message.state.id,
-            "mailing_id": message.mailing_id,
-            "phone": mask_phone(message.state.phone),
-            "status": status,
-            "latency_ms": round(latency * 1000, 1),
-            "error_class": judgement.error_class,
-            "attempt": message.attempts,
-        }
-        if not sent:
-            # For an HTTP answer, the error holds the start of its body (<= 200 chars).
-            fields["error"] = judgement.error
-        (log.debug if sent else log.info)("message.attempt", **fields)
+        # Every request and its answer, successes included, so that a search by message,
+        # mailing or client id finds them all: one structlog call, nothing else per attempt.
+        log.info(
+            "message.attempt",
+            message_id=message.state.id,
+            mailing_id=message.mailing_id,
+            client_id=message.state.client_id,
+            phone=mask_phone(message.state.phone),
+            attempt=message.attempts,
+            status=status,
+            body=excerpt(body) if body is not None else None,
+            latency_ms=round(latency * 1000, 1),
+            error_class=judgement.error_class,
+            # An HTTP answer is told by its status and body; without one, by the error.
+            error=judgement.error if status is None else None,
+        )
 
     def _conclude(self, message: _Message, judgement: Judgement, report: CommandReport) -> None:
         verdict, reason = judgement.verdict, judgement.error_class
@@ -480,6 +505,7 @@ class Courier:
             "message.deferred",
             message_id=message.state.id,
             mailing_id=message.mailing_id,
+            client_id=message.state.client_id,
             error_class=reason,
             attempt=message.attempts,
             tier=tier.name,
@@ -512,6 +538,7 @@ class Courier:
                 f"message.{status.value}",
                 message_id=message.state.id,
                 mailing_id=message.mailing_id,
+                client_id=message.state.client_id,
                 error_class=reason,
                 error=error,
                 attempt=message.attempts,

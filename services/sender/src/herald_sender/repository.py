@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _LOAD_MESSAGES = text(
     """
     SELECT m.id, m.status, m.phone, m.timezone, m.attempts,
-           g.text, g.end_at, g.send_window_start, g.send_window_end, g.cancelled_at
+           g.text, g.end_at, g.send_window_start, g.send_window_end, g.cancelled_at,
+           m.client_id
     FROM messages m
     JOIN mailings g ON g.id = m.mailing_id
     WHERE m.id = ANY(:ids)
@@ -39,6 +40,9 @@ class MessageState:
     send_window_start: time | None
     send_window_end: time | None
     cancelled_at: datetime | None
+    # For the logs: every attempt names its client. Last, with a default, so that
+    # states built by hand (the unit tests' fakes) need not name one.
+    client_id: int | None = None
 
 
 async def load_messages(connection: AsyncConnection, ids: Sequence[int]) -> list[MessageState]:

@@ -1,0 +1,49 @@
+"""Export the ledger's message counts by status (``herald_messages``) every few seconds.
+
+The counters a process increments (``herald_messages_final_total``) start from zero with
+it; this gauge is the ledger's own count, so a scrape can be checked against the ledger.
+"""
+
+import asyncio
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald_common.domain import MessageStatus
+from herald_common.metrics import LEDGER_MESSAGES
+from herald_scheduler.faults import FAULTS, describe
+from herald_scheduler.pacing import Backoff, wait_any
+from herald_scheduler.repository import totals
+
+INTERVAL = 5.0
+
+log = structlog.get_logger()
+
+
+async def refresh(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[MessageStatus, int]:
+    async with sessionmaker.begin() as session:
+        counts = await totals.messages_by_status(session)
+    for status, count in counts.items():
+        LEDGER_MESSAGES.labels(status=status.value).set(count)
+    return counts
+
+
+async def run(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    stopping: asyncio.Event,
+    interval: float = INTERVAL,
+) -> None:
+    """Refresh until ``stopping``; an outage keeps the last values and backs off."""
+    backoff = Backoff()
+    while not stopping.is_set():
+        pause = interval
+        try:
+            await refresh(sessionmaker)
+            backoff.reset()
+        except FAULTS as error:
+            pause = max(interval, backoff.next_delay())
+            log.warning("ledger_gauge.failed", error=describe(error), retry_in=round(pause, 2))
+        except Exception:
+            pause = max(interval, backoff.next_delay())
+            log.exception("ledger_gauge.error", retry_in=round(pause, 2))
+        await wait_any(stopping, within=pause)
