@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from herald_api.main import ServerSettings
 from herald_api.run import RunSettings
 from herald_api.settings import ApiSettings
 from herald_common.settings import HeraldSettings, ProbeSettings
@@ -25,6 +26,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], tuple[type[BaseSettings], ...]]] =
     ("every service", HeraldSettings, ()),
     ("api and sender: the external send API", ProbeSettings, ()),
     ("api (and the `herald` CLI)", ApiSettings, (HeraldSettings,)),
+    ("api server (`herald-api`)", ServerSettings, (ApiSettings,)),
     ("`herald run`", RunSettings, (ApiSettings, ProbeSettings)),
     ("scheduler", ScheduleSettings, (HeraldSettings,)),
     ("sender", SenderSettings, (HeraldSettings, ProbeSettings)),
