@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -75,6 +76,19 @@ def amqp_server_url() -> Iterator[str]:
         yield f"amqp://guest:guest@{params.host}:{params.port}/"
 
 
+def _rabbitmqctl(rabbitmqctl: str, *args: str, attempts: int = 3) -> None:
+    """rabbitmqctl, tried again on a failure: its CLI node occasionally fails to start
+    under load (seen once in a full run)."""
+    for attempt in range(1, attempts + 1):
+        result = subprocess.run([rabbitmqctl, "-q", *args], capture_output=True, text=True)
+        # A retried add_vhost may find the vhost its failed first try created.
+        if result.returncode == 0 or "already_exists" in result.stderr:
+            return
+        if attempt == attempts:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+        time.sleep(1)
+
+
 @contextmanager
 def fresh_vhost(server_url: str, name: str) -> Iterator[str]:
     """A vhost of its own, so that leftovers of other runs never interfere.
@@ -87,12 +101,8 @@ def fresh_vhost(server_url: str, name: str) -> Iterator[str]:
         yield server_url
         return
     user = parts.username or "guest"
-    subprocess.run([rabbitmqctl, "-q", "add_vhost", name], check=True, capture_output=True)
-    subprocess.run(
-        [rabbitmqctl, "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
+    _rabbitmqctl(rabbitmqctl, "add_vhost", name)
+    _rabbitmqctl(rabbitmqctl, "set_permissions", "-p", name, user, ".*", ".*", ".*")
     try:
         yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
