@@ -18,7 +18,7 @@ from herald_sender.circuit import CircuitBreaker
 from herald_sender.consumer import CommandConsumer
 from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.mailing_watch import MailingWatch
-from herald_sender.probe_client import AiohttpProbeClient, ProbeClient
+from herald_sender.probe_client import ProbeClient, Transport, open_probe_client
 
 log = structlog.get_logger()
 
@@ -31,6 +31,10 @@ class SenderSettings(HeraldSettings, ProbeSettings):
     sender_prefetch: int = Field(default=16, ge=1, description="Commands taken at a time.")
     sender_concurrency: int = Field(
         default=200, ge=1, description="Requests in flight to the external API at most."
+    )
+    sender_transport: Transport = Field(
+        default=Transport.reqwest,
+        description="HTTP client of the external API: reqwest (pyreqwest, leanest) or aiohttp.",
     )
     sender_request_timeout: float = Field(
         default=10.0, gt=0, description="Seconds one request may take (never past end_at)."
@@ -68,7 +72,8 @@ async def run(
         async with contextlib.AsyncExitStack() as stack:
             if client is None:
                 client = await stack.enter_async_context(
-                    AiohttpProbeClient(
+                    open_probe_client(
+                        settings.sender_transport,
                         settings.probe_url,
                         settings.probe_token,
                         concurrency=settings.sender_concurrency,
@@ -129,6 +134,7 @@ def main() -> None:
         probe_url=settings.probe_url,
         concurrency=settings.sender_concurrency,
         prefetch=settings.sender_prefetch,
+        transport=settings.sender_transport,
     )
     # uvloop: about a fifth less CPU per message than asyncio's own loop (make bench).
     uvloop.run(_serve(settings))

@@ -3,16 +3,35 @@
 Kept behind the small :class:`ProbeClient` interface so that tests and the benchmark can
 swap the transport. The client only transports: it reports what came back (or that
 nothing did) and leaves judging the answer to :mod:`herald_sender.classification`.
+
+Two transports implement it. :class:`ReqwestProbeClient` (pyreqwest, Rust's reqwest and
+hyper) is the default: the HTTP client is most of a sender's CPU, and against the stub it
+spent 0.05 ms of CPU per request here, against 0.11 ms for :class:`AiohttpProbeClient`,
+which stays as a fallback (``HERALD_SENDER_TRANSPORT=aiohttp``).
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 from typing import Protocol
 
 import aiohttp
 import orjson
 from pydantic import SecretStr
+from pyreqwest.client import Client as ReqwestClient
+from pyreqwest.client import ClientBuilder as ReqwestClientBuilder
+from pyreqwest.exceptions import PyreqwestError
+from pyreqwest.exceptions import RequestTimeoutError as ReqwestTimeout
 from yarl import URL
+
+
+class Transport(StrEnum):
+    """The HTTP client library behind :class:`ProbeClient`."""
+
+    reqwest = "reqwest"
+    aiohttp = "aiohttp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +138,89 @@ class AiohttpProbeClient:
             ) from error
         except (aiohttp.ClientError, OSError) as error:
             raise ProbeConnectionError(_describe(error), time.monotonic() - started) from error
+
+
+class ReqwestProbeClient:
+    """:class:`ProbeClient` over one pyreqwest client with a bounded connection pool."""
+
+    def __init__(self, base_url: str, token: SecretStr, *, concurrency: int) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {
+            "Authorization": f"Bearer {token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+        self._concurrency = concurrency
+        self._client: ReqwestClient | None = None
+        # One timedelta per distinct timeout: most requests use the configured one.
+        self._timeouts: dict[float, timedelta] = {}
+
+    async def __aenter__(self) -> "ReqwestProbeClient":
+        self._client = (
+            ReqwestClientBuilder()
+            .max_connections(self._concurrency)
+            .pool_max_idle_per_host(self._concurrency)
+            .pool_idle_timeout(timedelta(seconds=30))
+            .default_headers(self._headers)
+            .follow_redirects(False)
+            .build()
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(PyreqwestError):
+                await client.close()
+
+    async def send(
+        self,
+        message_id: int,
+        phone: int,
+        text: str,
+        timeout: float,  # noqa: ASYNC109 - applied by the transport, see ProbeClient
+    ) -> ProbeResponse:
+        if self._client is None:
+            raise RuntimeError("ReqwestProbeClient is used outside its `async with`")
+        body = orjson.dumps({"id": message_id, "phone": phone, "text": text})
+        started = time.monotonic()
+        try:
+            response = (
+                await self._client.post(f"{self._base}/send/{message_id}")
+                .body_bytes(body)
+                .timeout(self._timedelta(timeout))
+                .build()
+                .send()
+            )
+            payload = (await response.bytes()).to_bytes()
+        except ReqwestTimeout as error:
+            raise ProbeTimeout(
+                f"no answer within {timeout:.3g}s", time.monotonic() - started
+            ) from error
+        except PyreqwestError as error:
+            raise ProbeConnectionError(_describe(error), time.monotonic() - started) from error
+        return ProbeResponse(
+            status=response.status,
+            body=payload,
+            latency=time.monotonic() - started,
+            retry_after=response.get_header("Retry-After"),
+        )
+
+    def _timedelta(self, seconds: float) -> timedelta:
+        delta = self._timeouts.get(seconds)
+        if delta is None:
+            delta = timedelta(seconds=seconds)
+            if len(self._timeouts) < 64:  # the rest are cut short by end_at: rare
+                self._timeouts[seconds] = delta
+        return delta
+
+
+def open_probe_client(
+    transport: Transport, base_url: str, token: SecretStr, *, concurrency: int
+) -> contextlib.AbstractAsyncContextManager[ProbeClient]:
+    """The transport's client, to be entered with ``async with``."""
+    if transport is Transport.aiohttp:
+        return AiohttpProbeClient(base_url, token, concurrency=concurrency)
+    return ReqwestProbeClient(base_url, token, concurrency=concurrency)
 
 
 def _describe(error: BaseException) -> str:
