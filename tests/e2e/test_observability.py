@@ -239,7 +239,8 @@ def story(
                 env={
                     "HERALD_SCHEDULER_METRICS_PORT": str(scheduler_port),
                     "HERALD_SENDER_INPROCESS_ATTEMPTS": "2",
-                    "HERALD_SENDER_BREAKER_THRESHOLD": "1000",
+                    "HERALD_SENDER_BREAKER_WINDOW": "1000",
+                    "HERALD_SENDER_BREAKER_FAILURE_RATE": "1.0",
                 },
             )
         )

@@ -248,7 +248,8 @@ async def test_the_circuit_opens_on_an_outage_and_delivery_resumes_after(
     settings = sender_settings(
         sender_concurrency=2,
         sender_inprocess_attempts=1,
-        sender_breaker_threshold=3,
+        sender_breaker_window=6,
+        sender_breaker_failure_rate=0.5,
         sender_breaker_cooldown=0.5,
     )
     async with running_sender(settings):

@@ -121,8 +121,16 @@ def command(*message_ids: int, attempts: int = 0, mailing_id: int = 7) -> SendMe
     )
 
 
-def breaker(threshold: int = 10, cooldown: float = 5.0) -> CircuitBreaker:
-    return CircuitBreaker(threshold=threshold, cooldown=cooldown, max_cooldown=60.0)
+def breaker(opens_after: int = 10, cooldown: float = 5.0) -> CircuitBreaker:
+    """A breaker that opens after ``opens_after`` consecutive failures (a window of only
+    failures), which keeps the delivery tests' arithmetic simple."""
+    return CircuitBreaker(
+        window=opens_after,
+        failure_rate=1.0,
+        min_calls=opens_after,
+        cooldown=cooldown,
+        max_cooldown=60.0,
+    )
 
 
 def courier(

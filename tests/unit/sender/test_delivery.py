@@ -102,7 +102,7 @@ async def test_outside_window_with_no_opening_before_the_end_expires() -> None:
 async def test_request_timeout_never_reaches_past_the_end() -> None:
     clock = FakeClock()
     probe = FakeProbe(clock, script=[ProbeTimeout("no answer", 60.0)])
-    circuit = breaker(threshold=1)
+    circuit = breaker(opens_after=1)
     report = await courier(probe, circuit=circuit).deliver(
         command(1), [state(1, end_at=START + timedelta(seconds=3))]
     )
@@ -205,7 +205,7 @@ async def test_permanent_rejection_fails_at_once() -> None:
 
 async def test_unauthorized_trips_the_circuit_and_burns_no_message() -> None:
     probe = FakeProbe(FakeClock(), script=[UNAUTHORIZED])
-    circuit = breaker(threshold=10)
+    circuit = breaker(opens_after=10)
     policy = DeliveryPolicy(concurrency=1)
     report = await courier(probe, circuit=circuit, policy=policy).deliver(
         command(1, 2, 3, attempts=4), [state(1), state(2), state(3)]
@@ -221,7 +221,7 @@ async def test_unauthorized_trips_the_circuit_and_burns_no_message() -> None:
 
 async def test_an_outage_opens_the_circuit_and_holds_back_the_rest() -> None:
     probe = FakeProbe(FakeClock(), script=[SERVER_ERROR])
-    circuit = breaker(threshold=3)
+    circuit = breaker(opens_after=3)
     policy = DeliveryPolicy(concurrency=1, inprocess_attempts=1)
     ids = list(range(1, 7))
     report = await courier(probe, circuit=circuit, policy=policy).deliver(
@@ -236,7 +236,7 @@ async def test_an_outage_opens_the_circuit_and_holds_back_the_rest() -> None:
 
 
 async def test_half_open_sends_one_probe_at_a_time() -> None:
-    circuit = breaker(threshold=1)
+    circuit = breaker(opens_after=1)
     # Every probe fails: the circuit stays half-open, then opens again.
     probe = FakeProbe(FakeClock(), script=[SERVER_ERROR], pause=0.005)
     starts: list[tuple[CircuitState, int]] = []
@@ -258,7 +258,7 @@ async def test_half_open_sends_one_probe_at_a_time() -> None:
 
 
 async def test_a_successful_probe_closes_the_circuit_for_the_rest() -> None:
-    circuit = breaker(threshold=1)
+    circuit = breaker(opens_after=1)
     circuit.trip()
     circuit.half_open()
     probe = FakeProbe(FakeClock())
@@ -358,3 +358,13 @@ async def test_no_event_when_every_message_was_skipped() -> None:
 def test_mask_phone_hides_the_middle() -> None:
     assert mask_phone("79001234567") == "7900*****67"
     assert "1234" not in mask_phone("79001234567")
+
+
+async def test_the_request_timeout_follows_the_apis_answer_times() -> None:
+    probe = FakeProbe(FakeClock(), script=[ok(latency=0.05)])
+    sender = courier(probe, policy=DeliveryPolicy(request_timeout=10, min_request_timeout=2))
+    ids = list(range(1, 102))
+    await sender.deliver(command(*ids), [state(i) for i in ids])
+    # The first requests wait up to the maximum; once the API has answered, the floor.
+    assert probe.calls[0].timeout == 10
+    assert probe.calls[-1].timeout == 2

@@ -65,6 +65,11 @@ CIRCUIT_STATE = Gauge(
 PROBE_UNAUTHORIZED = Counter(
     "herald_probe_unauthorized_total", "401 answers from the external send API (token rejected)."
 )
+SENDER_REQUEST_TIMEOUT = Gauge(
+    "herald_sender_request_timeout_seconds",
+    "Timeout of the next request to the external API, learned from its answer times.",
+    multiprocess_mode="livemax",
+)
 SENDER_INFLIGHT = Gauge(
     "herald_sender_inflight_requests",
     "Requests in flight in this sender.",

@@ -1,11 +1,18 @@
 """The circuit breaker: stop calling the external API while it is down, probe it, resume.
 
-closed ──(threshold consecutive failures, or a 401)──▶ open ──(cool-down)──▶ half-open
-half-open ──(the probe succeeds)──▶ closed;  half-open ──(the probe fails)──▶ open, with
-the cool-down doubled up to its maximum. The breaker only keeps state; the consumer acts
-on its changes (stops taking commands, waits the cool-down, resumes).
+closed ──(failure rate over the last requests reaches its limit, or a 401)──▶ open
+open ──(cool-down)──▶ half-open ──(the probe succeeds)──▶ closed
+half-open ──(the probe fails)──▶ open, with the cool-down doubled up to its maximum.
+
+It opens on a failure *rate* over a sliding window of answers, not on consecutive
+failures: requests that hang all time out together, so an API that drops 2 % of requests
+produces runs of consecutive timeouts while it serves the other 98 % well (the benchmark's
+faults run opened a consecutive-failures breaker every few seconds, and sent 100
+messages/s instead of thousands). The breaker only keeps state; the consumer acts on its
+changes (stops taking commands, waits the cool-down, resumes).
 """
 
+from collections import deque
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -24,21 +31,34 @@ class CircuitState(IntEnum):
 
 
 class CircuitBreaker:
+    """Opens when at least ``failure_rate`` of the last ``window`` answers were failures.
+
+    ``min_calls`` answers (half the window unless given) must be in before it judges, so
+    that the first few answers after a start or a recovery cannot open it by chance.
+    """
+
     def __init__(
         self,
         *,
-        threshold: int,
+        window: int,
+        failure_rate: float,
         cooldown: float,
         max_cooldown: float,
+        min_calls: int | None = None,
     ) -> None:
-        if threshold < 1:
-            raise ValueError("threshold must be >= 1")
-        self.threshold = threshold
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        if not 0 < failure_rate <= 1:
+            raise ValueError("failure_rate must be in (0, 1]")
+        self.failure_rate = failure_rate
+        self.min_calls = max(1, min(window, window // 2 if min_calls is None else min_calls))
         self.base_cooldown = cooldown
         self.max_cooldown = max(max_cooldown, cooldown)
         self.cooldown = cooldown
         self.state = CircuitState.closed
-        self.consecutive_failures = 0
+        # The last `window` answers, True for a failure, and how many of them failed.
+        self._answers: deque[bool] = deque(maxlen=window)
+        self.failures = 0
         self._listeners: list[Callable[[CircuitState], None]] = []
         CIRCUIT_STATE.set(self.state.value)
 
@@ -58,22 +78,41 @@ class CircuitBreaker:
     def is_half_open(self) -> bool:
         return self.state is CircuitState.half_open
 
+    @property
+    def calls(self) -> int:
+        """Answers in the window."""
+        return len(self._answers)
+
     def record_success(self) -> None:
-        self.consecutive_failures = 0
         if self.state is CircuitState.half_open:
             self.cooldown = self.base_cooldown
+            self._forget()
             self._enter(CircuitState.closed)
             log.info("circuit.closed")
+        elif self.state is CircuitState.closed:
+            self._record(failed=False)
 
     def record_failure(self) -> None:
         if self.state is CircuitState.open:
             # Answers of requests started before the circuit opened say nothing new.
             return
-        self.consecutive_failures += 1
         if self.state is CircuitState.half_open:
             self._open(reason="probe_failed")
-        elif self.consecutive_failures >= self.threshold:
-            self._open(reason="consecutive_failures")
+            return
+        self._record(failed=True)
+        if self.calls >= self.min_calls and self.failures >= self.failure_rate * self.calls:
+            self._open(reason="failure_rate")
+
+    def _record(self, *, failed: bool) -> None:
+        answers = self._answers
+        if len(answers) == answers.maxlen and answers[0]:
+            self.failures -= 1  # the oldest answer, a failure, leaves the window
+        answers.append(failed)
+        self.failures += failed
+
+    def _forget(self) -> None:
+        self._answers.clear()
+        self.failures = 0
 
     def trip(self) -> None:
         """Open at once: every request would fail the same way (the token was rejected)."""
@@ -92,13 +131,16 @@ class CircuitBreaker:
         if self.state is CircuitState.half_open:
             # Still failing after a cool-down: wait longer before the next probe.
             self.cooldown = min(self.cooldown * 2, self.max_cooldown)
-        self._enter(CircuitState.open)
         log.warning(
             "circuit.opened",
             reason=reason,
-            consecutive_failures=self.consecutive_failures,
+            failures=self.failures,
+            calls=self.calls,
             cooldown_seconds=self.cooldown,
         )
+        # After the cool-down, the probe decides; then the window starts afresh.
+        self._forget()
+        self._enter(CircuitState.open)
 
     def _enter(self, state: CircuitState) -> None:
         self.state = state

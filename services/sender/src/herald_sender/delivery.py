@@ -43,6 +43,7 @@ from herald_sender.deferral import tier_for_retry
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
 from herald_sender.repository import MessageState
+from herald_sender.request_timeout import RequestTimeout
 
 log = structlog.get_logger()
 
@@ -66,7 +67,9 @@ _BLOCKED = {
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     concurrency: int = 200
+    # The adaptive request timeout's bounds: see herald_sender.request_timeout.
     request_timeout: float = 10.0
+    min_request_timeout: float = 2.0
     inprocess_attempts: int = 3
     max_attempts: int = 12
     backoff_initial: float = 0.2
@@ -150,6 +153,9 @@ class Courier:
             jitter=policy.backoff_initial,
         )
         self._attempt_counters: dict[str, Counter] = {}
+        self.timeout = RequestTimeout(
+            floor=policy.min_request_timeout, ceiling=policy.request_timeout
+        )
 
     def stop_starting_requests(self) -> None:
         """From now on no request starts: unsent messages are deferred (shutdown)."""
@@ -308,7 +314,8 @@ class Courier:
             if blocked is not None:
                 return blocked
             remaining = (message.deadline - now).total_seconds()
-            timeout = min(self._policy.request_timeout, remaining)
+            budget = self.timeout.current
+            timeout = min(budget, remaining)
             SENDER_INFLIGHT.inc()
             try:
                 response = await self._client.send(state.id, int(state.phone), state.text, timeout)
@@ -317,11 +324,15 @@ class Courier:
                 judgement = judge_transport_error(error)
                 status: int | None = None
                 body: bytes | None = None
-                # A timeout cut short by the mailing's end says nothing about the API.
-                if isinstance(error, ProbeTimeout) and timeout < self._policy.request_timeout:
-                    judgement = dataclasses.replace(judgement, circuit_failure=False)
+                if isinstance(error, ProbeTimeout):
+                    if timeout < budget:
+                        # Cut short by the mailing's end: it says nothing about the API.
+                        judgement = dataclasses.replace(judgement, circuit_failure=False)
+                    else:
+                        self.timeout.observe(timeout)
             else:
                 latency = response.latency
+                self.timeout.observe(latency)
                 judgement = judge(response)
                 status, body = response.status, response.body
             finally:

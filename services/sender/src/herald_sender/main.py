@@ -28,7 +28,10 @@ class SenderSettings(HeraldSettings, ProbeSettings):
         env_prefix="HERALD_", env_file=".env", extra="ignore", frozen=True
     )
 
-    sender_prefetch: int = Field(default=16, ge=1, description="Commands taken at a time.")
+    # A command is acked when all its messages are done, so one hanging or retrying
+    # message holds its command: 32 (not 16) keeps the request slots busy meanwhile; the
+    # faults run of make bench went from 485 to 2,100 messages/s (64: 3,300, but +10 MiB).
+    sender_prefetch: int = Field(default=32, ge=1, description="Commands taken at a time.")
     sender_concurrency: int = Field(
         default=200, ge=1, description="Requests in flight to the external API at most."
     )
@@ -37,7 +40,14 @@ class SenderSettings(HeraldSettings, ProbeSettings):
         description="HTTP client of the external API: reqwest (pyreqwest, leanest) or aiohttp.",
     )
     sender_request_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds one request may take (never past end_at)."
+        default=10.0,
+        gt=0,
+        description="Seconds one request may take at most (never past end_at).",
+    )
+    sender_min_request_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Lower bound of the request timeout learned from the API's answer times.",
     )
     sender_inprocess_attempts: int = Field(
         default=3, ge=1, description="Attempts per delivery of a command before deferring."
@@ -45,8 +55,14 @@ class SenderSettings(HeraldSettings, ProbeSettings):
     sender_max_attempts: int = Field(
         default=12, ge=1, description="HTTP attempts per message in all before it fails."
     )
-    sender_breaker_threshold: int = Field(
-        default=10, ge=1, description="Consecutive failures that open the circuit."
+    sender_breaker_window: int = Field(
+        default=100, ge=1, description="Last answers the circuit judges the failure rate over."
+    )
+    sender_breaker_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of failures in the window that opens the circuit.",
     )
     sender_breaker_cooldown: float = Field(
         default=5.0, gt=0, description="Seconds the circuit stays open before a probe."
@@ -80,7 +96,8 @@ async def run(
                     )
                 )
             breaker = CircuitBreaker(
-                threshold=settings.sender_breaker_threshold,
+                window=settings.sender_breaker_window,
+                failure_rate=settings.sender_breaker_failure_rate,
                 cooldown=settings.sender_breaker_cooldown,
                 max_cooldown=settings.sender_breaker_max_cooldown,
             )
@@ -91,6 +108,7 @@ async def run(
                 DeliveryPolicy(
                     concurrency=settings.sender_concurrency,
                     request_timeout=settings.sender_request_timeout,
+                    min_request_timeout=settings.sender_min_request_timeout,
                     inprocess_attempts=settings.sender_inprocess_attempts,
                     max_attempts=settings.sender_max_attempts,
                 ),
