@@ -14,6 +14,7 @@ import uvicorn
 
 from herald_probe_stub.app import ProbeStub
 from herald_probe_stub.config import StubConfig
+from herald_probe_stub.protocol import CoalescingHttpToolsProtocol
 from herald_probe_stub.record_file import RecordFile
 
 TOKEN = "dev-probe-token"
@@ -61,7 +62,7 @@ async def running_stub(
             app,
             host="127.0.0.1",
             port=0,  # uvicorn binds it, so that asyncio sets TCP_NODELAY on its connections
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,  # as herald-probe-stub serves it
             lifespan="on",
             access_log=False,
             log_level="warning",

@@ -25,6 +25,7 @@ from herald_probe_stub.config import (
     outage_span,
     probability,
 )
+from herald_probe_stub.protocol import CoalescingHttpToolsProtocol
 from herald_probe_stub.record_file import RecordFile
 
 ENV_PREFIX: Final = "HERALD_STUB_"
@@ -213,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             host=options.host,
             port=options.port,
             loop="uvloop",
-            http="httptools",
+            # uvicorn's httptools protocol, writing an answer's head and body in one go.
+            http=CoalescingHttpToolsProtocol,
             lifespan="on",
             # Per-request costs nobody needs here: an access log, X-Forwarded-* rewriting
             # (no proxy in front), a Server header.
