@@ -20,7 +20,7 @@ from bench import machine, runs
 from bench.report import render
 from bench.targets import HEADLINE_LATENCY_MS, HEADLINE_SENDERS, judge_all
 
-RUNS = ("import", "materialise", "dispatch", "latency", "faults")
+RUNS = ("import", "materialise", "dispatch", "latency", "faults", "stub")
 RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_DATABASE_URL = os.environ.get(
     "HERALD_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -229,6 +229,8 @@ def run_all(options: argparse.Namespace, servers: runs.Servers) -> list[dict[str
                 ),
             )
         )
+    if "stub" in chosen:
+        done(runs.stub_capacity(servers))
     return results
 
 

@@ -195,6 +195,21 @@ def faults_lines(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def stub_lines(results: list[dict[str, Any]]) -> list[str]:
+    result = find(results, "stub")
+    if result is None:
+        return []
+    client = result["client"]
+    return [
+        f"  capacity at {result['latency_ms']}±{result['jitter_ms']} ms, "
+        f"{result['concurrency']:,} requests in flight (pyreqwest, its own process): "
+        f"{_num(result['served_per_s'])} requests/s served, "
+        f"{_num(result['cpu_ms_per_request'], 4)} ms CPU per request, "
+        f"{_num(result['cpu_share_of_one_core'], 2)} of one core; "
+        f"client ok {client['ok']:,}, failed {client['failed']:,}"
+    ]
+
+
 def api_lines(results: list[dict[str, Any]]) -> list[str]:
     main = headline(results)
     if main is None or "api_under_load" not in main:
@@ -274,6 +289,7 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None) -> str:
         ("INGEST", ingest_lines(results, before)),
         ("LATENCY", latency_lines(results, before)),
         ("FAULTS (stub 50±10 ms, 2 senders)", faults_lines(results)),
+        ("STUB (alone, driven to its limit)", stub_lines(results)),
         ("API UNDER LOAD (during the headline dispatch)", api_lines(results)),
         ("PROCESSES (headline dispatch: CPU from creation to all final)", process_lines(results)),
         ("PROFILES (py-spy, CPU samples only)", profile_lines(results)),

@@ -6,10 +6,14 @@ and returns its figures as a JSON-ready dict.
 - dispatch: one mailing over ``size`` clients, until every message is final: rate at the
   stub, completion time, first send, sent_at - due_at, CPU and memory, duplicates;
 - latency: small mailings, one after another, on an idle system: first send, due lag;
-- faults: a dispatch with the stub failing and hanging.
+- faults: a dispatch with the stub failing and hanging;
+- stub: what the probe stub can serve at most, so that it is known not to be the limit.
 """
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from bench import machine, profiling
@@ -25,7 +30,16 @@ from bench.api_load import ApiLoad
 from bench.population import BENCH_TAG, csv_chunks, seed_clients
 from bench.stats import percentile, rate, rounded
 from bench.stub_watch import StubWatch
-from bench.system import System, SystemOptions, queue_depths, running_system
+from bench.system import (
+    BIN,
+    PROBE_TOKEN,
+    Service,
+    System,
+    SystemOptions,
+    free_port,
+    queue_depths,
+    running_system,
+)
 from bench.usage import GroupUsage, UsageTracker, as_json
 
 POLL_SECONDS = 0.25
@@ -458,6 +472,73 @@ def latency(servers: Servers, *, mailings: int = 5, size: int = 1000) -> dict[st
             "sent_minus_due": lag,
             "duplicates_at_stub": duplicates,
             "sends_after_end": after_end,
+        }
+    )
+    return result
+
+
+def stub_capacity(
+    servers: Servers, *, seconds: float = 8.0, concurrency: int = 1500
+) -> dict[str, Any]:
+    """What the stub serves at most at the headline latency: driven to its limit by
+    ``bench.stub_load`` (pyreqwest, in a process of its own) on an otherwise idle system.
+
+    Measured, not extrapolated from a dispatch run's CPU per request: the stub's CPU per
+    request falls as its load rises (more requests per event-loop wakeup), so one core's
+    worth of a lightly loaded run's cost understates what it can serve.
+    """
+    result = _header("stub", "stub-capacity-50ms")
+    log_dir = servers.out_dir / "logs" / result["name"]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    stub = Service(
+        "probe-stub",
+        [
+            str(BIN / "herald-probe-stub"),
+            *("--port", str(port), "--token", PROBE_TOKEN),
+            *("--latency-ms", "50", "--jitter-ms", "10"),
+        ],
+        dict(os.environ),
+        log_dir / "probe-stub.log",
+    )
+    stub.start()
+    try:
+        stub.wait_listening(port)
+        load = subprocess.Popen(
+            [
+                sys.executable,
+                *("-m", "bench.stub_load", "--url", f"http://127.0.0.1:{port}"),
+                *("--token", PROBE_TOKEN, "--seconds", str(seconds)),
+                *("--concurrency", str(concurrency)),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            watch = StubWatch(client)
+            # The middle of the load only: no ramp-up, no tail.
+            time.sleep(seconds * 0.25)
+            first = watch.sample()
+            time.sleep(seconds * 0.5)
+            last = watch.sample()
+        output, _ = load.communicate(timeout=seconds + 60)
+    finally:
+        stub.stop()
+    served = last.requests - first.requests
+    elapsed = last.at - first.at
+    result.update(
+        {
+            "latency_ms": 50,
+            "jitter_ms": 10,
+            "concurrency": concurrency,
+            "client": json.loads(output),
+            "served_per_s": rounded(served / elapsed, 0) if elapsed > 0 else None,
+            "cpu_ms_per_request": rounded((last.cpu_seconds - first.cpu_seconds) / served * 1000, 4)
+            if served
+            else None,
+            "cpu_share_of_one_core": rounded((last.cpu_seconds - first.cpu_seconds) / elapsed, 2)
+            if elapsed > 0
+            else None,
         }
     )
     return result

@@ -20,7 +20,7 @@ def test_a_tiny_benchmark_writes_results_and_prints_the_table(
     main(
         [
             "--only",
-            "import,materialise,dispatch",
+            "import,materialise,dispatch,stub",
             "--size",
             "300",
             "--senders",
@@ -40,7 +40,7 @@ def test_a_tiny_benchmark_writes_results_and_prints_the_table(
     assert len(files) == 1
     document = json.loads(files[0].read_text())
     runs = {run["run"]: run for run in document["runs"]}
-    assert set(runs) == {"import", "materialise", "dispatch"}
+    assert set(runs) == {"import", "materialise", "dispatch", "stub"}
     assert runs["import"]["created"] == 300
     assert runs["materialise"]["complete"] is True
     dispatch = runs["dispatch"]
@@ -49,8 +49,13 @@ def test_a_tiny_benchmark_writes_results_and_prints_the_table(
     assert dispatch["duplicates_at_stub"] == 0
     assert dispatch["api_under_load"]["get_mailing_stats"]["errors"] == 0
     assert dispatch["resources"]["by_process"]["scheduler"]["peak_rss_mib"] > 0
+    stub = runs["stub"]
+    assert stub["served_per_s"] > 0
+    assert stub["client"]["ok"] > 0
+    assert stub["cpu_ms_per_request"] > 0
     assert len(document["targets"]) > 5
     printed = capsys.readouterr().out
     assert "TARGETS" in printed
     assert "DISPATCH" in printed
+    assert "STUB (alone" in printed
     assert str(files[0]) in printed
