@@ -76,8 +76,8 @@ class ProbeClient(Protocol):
         ...
 
 
-class AiohttpProbeClient:
-    """:class:`ProbeClient` over one aiohttp session with a bounded keep-alive pool."""
+class _Endpoint:
+    """What both transports send with: the base URL, the headers, the pool's size."""
 
     def __init__(self, base_url: str, token: SecretStr, *, concurrency: int) -> None:
         self._base = base_url.rstrip("/")
@@ -86,6 +86,13 @@ class AiohttpProbeClient:
             "Content-Type": "application/json",
         }
         self._concurrency = concurrency
+
+
+class AiohttpProbeClient(_Endpoint):
+    """:class:`ProbeClient` over one aiohttp session with a bounded keep-alive pool."""
+
+    def __init__(self, base_url: str, token: SecretStr, *, concurrency: int) -> None:
+        super().__init__(base_url, token, concurrency=concurrency)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "AiohttpProbeClient":
@@ -140,16 +147,11 @@ class AiohttpProbeClient:
             raise ProbeConnectionError(_describe(error), time.monotonic() - started) from error
 
 
-class ReqwestProbeClient:
+class ReqwestProbeClient(_Endpoint):
     """:class:`ProbeClient` over one pyreqwest client with a bounded connection pool."""
 
     def __init__(self, base_url: str, token: SecretStr, *, concurrency: int) -> None:
-        self._base = base_url.rstrip("/")
-        self._headers = {
-            "Authorization": f"Bearer {token.get_secret_value()}",
-            "Content-Type": "application/json",
-        }
-        self._concurrency = concurrency
+        super().__init__(base_url, token, concurrency=concurrency)
         self._client: ReqwestClient | None = None
         # One timedelta per distinct timeout: most requests use the configured one.
         self._timeouts: dict[float, timedelta] = {}
