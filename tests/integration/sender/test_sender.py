@@ -1,8 +1,12 @@
 """The sender end to end: ledger, broker and the stub of the external API, all real."""
 
 import asyncio
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -309,3 +313,61 @@ async def test_an_unreachable_ledger_hands_the_command_back(
     async with running_sender(sender_settings()):
         event = await broker.next_event()
     assert [(o.message_id, o.status) for o in event.outcomes] == [(ids[0], MessageStatus.sent)]
+
+
+def close_sender_connections(vhost: str) -> int:
+    """Drop the sender's broker connections, as a broker restart or a network cut would."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    assert rabbitmqctl is not None
+    listed = subprocess.run(
+        [rabbitmqctl, "-q", "list_connections", "pid", "vhost", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    closed = 0
+    for line in listed:
+        pid, _, rest = line.partition("\t")
+        if rest.startswith(f"{vhost}\t") and "herald-sender" in rest:
+            subprocess.run(
+                [rabbitmqctl, "-q", "close_connection", pid, "test: connection cut"],
+                capture_output=True,
+                check=True,
+            )
+            closed += 1
+    return closed
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+async def test_a_broker_cut_after_sending_sends_nothing_twice(
+    db: AsyncEngine,
+    broker: Broker,
+    stub: Stub,
+    amqp_url: str,
+    sender_settings: SettingsFactory,
+    running_sender: SenderRunner,
+) -> None:
+    """The API accepted the messages, then the broker connection dropped before their status
+    event was confirmed: the command comes back, and the sender reports what it knows
+    instead of sending again."""
+    await stub.configure(latency_ms=4000)
+    mailing_id = await create_mailing(db)
+    ids = await create_messages(db, mailing_id, 10)
+    async with running_sender(sender_settings(sender_concurrency=10)):
+        await broker.send(send_command(mailing_id, ids))
+        await stub.wait_for_requests(10)
+        vhost = urlsplit(amqp_url).path.lstrip("/") or "/"
+        # In a thread: the sender runs on this event loop, which must not stall.
+        assert await asyncio.to_thread(close_sender_connections, vhost) == 1
+        latest: dict[int, MessageStatus] = {}
+        while set(latest) != set(ids) or set(latest.values()) != {MessageStatus.sent}:
+            event = await broker.next_event(within=30)
+            latest.update({outcome.message_id: outcome.status for outcome in event.outcomes})
+        # The command was acked in the end: nothing waits in the queue.
+        deadline = asyncio.get_running_loop().time() + 10
+        while await broker.depth(SEND_COMMANDS_QUEUE):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    stats = await stub.stats()
+    assert stats["requests"] == 10
+    assert (stats["distinct_ok_ids"], stats["duplicate_ok_ids"]) == (10, 0)

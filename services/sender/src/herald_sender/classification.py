@@ -56,6 +56,8 @@ class ErrorClass(StrEnum):
     end_reached = "end_reached"
     circuit_open = "circuit_open"
     mailing_cancelled = "mailing_cancelled"
+    # The command's broker channel closed: RabbitMQ hands the command out again.
+    command_returned = "command_returned"
     shutting_down = "shutting_down"
     bad_timezone = "bad_timezone"
 

@@ -8,7 +8,7 @@ RabbitMQ.
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aio_pika.abc import (
@@ -29,7 +29,7 @@ from herald_common.broker.topology import (
     Topology,
     declare_topology,
 )
-from herald_common.contracts import SendMessages
+from herald_common.contracts import MessagesProgressed, SendMessages
 from herald_common.metrics import RETRIES_SCHEDULED, SENDER_COMMANDS_INFLIGHT
 from herald_common.settings import QueueType
 from herald_sender.circuit import CircuitBreaker, CircuitState
@@ -37,6 +37,7 @@ from herald_sender.classification import excerpt
 from herald_sender.delivery import CommandReport, Courier
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.repository import load_messages
+from herald_sender.unconfirmed import UnconfirmedOutcomes
 
 log = structlog.get_logger()
 
@@ -60,6 +61,11 @@ class CommandConsumer:
         failure_pause: float = 1.0,
         publish_timeout: float = 10.0,
         watch: MailingWatch | None = None,
+        # How often outcomes whose event was not confirmed are published again.
+        republish_interval: float = 1.0,
+        # How long a redelivered command waits before reading the ledger: the sender that
+        # had it may have sent its messages and be publishing their outcomes just now.
+        redelivery_grace: float = 2.0,
     ) -> None:
         self._connection = connection
         self._engine = engine
@@ -71,6 +77,11 @@ class CommandConsumer:
         self._failure_pause = failure_pause
         self._publish_timeout = publish_timeout
         self._watch = watch
+        self._republish_interval = republish_interval
+        self._redelivery_grace = redelivery_grace
+        self._unconfirmed = UnconfirmedOutcomes()
+        # Message id -> the delivery (task) working on it in this sender now.
+        self._working_on: dict[int, asyncio.Task[None]] = {}
         self._handling: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._circuit_opened = asyncio.Event()
@@ -91,6 +102,7 @@ class CommandConsumer:
             if not self._breaker.is_open:
                 await self._start_consuming()
             circuit = asyncio.create_task(self._follow_circuit(stop))
+            republishing = asyncio.create_task(self._republish_unconfirmed(stop))
             log.info("sender.started", prefetch=self._prefetch)
             await stop.wait()
             log.info("sender.stopping", commands_in_flight=len(self._handling))
@@ -102,15 +114,23 @@ class CommandConsumer:
             await self._stop_consuming()
             self._courier.stop_starting_requests()
             await self._drain()
+            await republishing
         finally:
             await _close(consume_channel)
             await _close(publish_channel)
         log.info("sender.stopped")
 
     async def _on_command(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # aio-pika runs every delivery in a task of its own
-        self._handling.add(task)
+        # aiormq cancels this task when its channel closes (a broker restart, a network
+        # cut) while the command's requests may be in flight or answered already: the work
+        # runs in a task of its own, which finishes, so that its outcomes are not lost but
+        # kept (see herald_sender.unconfirmed). Only the drain on shutdown cancels it.
+        work = asyncio.create_task(self._work(message))
+        self._handling.add(work)
+        work.add_done_callback(self._handling.discard)
+        await asyncio.shield(work)
+
+    async def _work(self, message: AbstractIncomingMessage) -> None:
         SENDER_COMMANDS_INFLIGHT.inc()
         try:
             await self._handle(message)
@@ -126,7 +146,6 @@ class CommandConsumer:
             await self._requeue(message)
         finally:
             SENDER_COMMANDS_INFLIGHT.dec()
-            self._handling.discard(task)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -156,6 +175,35 @@ class CommandConsumer:
     async def _process(
         self, message: AbstractIncomingMessage, command: SendMessages, correlation_id: str | None
     ) -> None:
+        """Deliver the command, once no earlier delivery here still works on its messages.
+
+        A command whose channel died comes back while its first delivery may still be
+        waiting for answers: the second waits for the first, then finds its outcomes kept.
+        Coming back to another sender, it waits a grace period for the first sender to
+        publish those outcomes, then reads the ledger.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        ids = [ref.id for ref in command.messages]
+        working = self._working_on
+        earlier = {other for i in ids if (other := working.get(i)) is not None}
+        if earlier:
+            log.info("command.waits_for_earlier_delivery", commands=len(earlier))
+            await asyncio.wait(earlier)
+        elif message.redelivered and self._redelivery_grace > 0:
+            await asyncio.sleep(self._redelivery_grace)
+        for message_id in ids:
+            working[message_id] = task
+        try:
+            await self._process_alone(message, command, correlation_id)
+        finally:
+            for message_id in ids:
+                if working.get(message_id) is task:
+                    del working[message_id]
+
+    async def _process_alone(
+        self, message: AbstractIncomingMessage, command: SendMessages, correlation_id: str | None
+    ) -> None:
         # A command that has not started anything goes back whole while the circuit is open
         # or the sender is stopping: another sender (or this one, later) takes it.
         if self._holding_back():
@@ -176,19 +224,57 @@ class CommandConsumer:
             known = {state.id for state in states}
             unknown = sorted({ref.id for ref in command.messages} - known)
             log.warning("command.unknown_messages", message_ids=unknown[:20], count=len(unknown))
-        report = await self._courier.deliver(command, states)
+        # Messages this sender already finished, whose event the broker did not confirm.
+        kept = self._unconfirmed.take([ref.id for ref in command.messages])
+        if kept:
+            states = [state for state in states if state.id not in kept]
+            log.info("command.unconfirmed_reported", count=len(kept))
+        report = await self._courier.deliver(command, states, returned=_returned(message))
+        report.outcomes[:0] = kept.values()
         try:
             async with asyncio.timeout(self._publish_timeout):
                 await self._publish(report, command.mailing_id, correlation_id)
         except BROKER_ERRORS as error:
-            # Not acked: the command is redelivered, and the ledger keeps what it knows
-            # was sent from being sent again.
+            # Not acked: the command is redelivered. The ledger keeps what it knows was
+            # sent from being sent again, and this sender what it knows and the ledger not.
+            self._unconfirmed.keep(report.outcomes)
             log.error("command.publish_failed", error=repr(error)[:500])
             await asyncio.sleep(self._failure_pause)
             await self._requeue(message)
             return
-        await _settle(message.ack())
+        if not await _settle(message.ack()):
+            # The event went out, but the command comes back before the ledger may know.
+            self._unconfirmed.keep(report.outcomes, published=True)
         log.debug("command.done", outcomes=len(report.outcomes))
+
+    async def _republish_unconfirmed(self, stop: asyncio.Event) -> None:
+        """Publish kept outcomes once the broker is back (the robust connection reconnects),
+        so that the ledger learns of them even when their command goes to another sender."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._republish_interval)
+            outcomes = self._unconfirmed.unpublished()
+            if outcomes:
+                try:
+                    async with asyncio.timeout(self._publish_timeout):
+                        await self._publish_status(
+                            MessagesProgressed.model_validate({"outcomes": outcomes}), None
+                        )
+                except BROKER_ERRORS as error:
+                    log.warning("outcomes.republish_failed", error=repr(error)[:500])
+                else:
+                    self._unconfirmed.published(outcomes)
+                    log.info("outcomes.republished", count=len(outcomes))
+            if stop.is_set():
+                return
+
+    async def _publish_status(self, event: MessagesProgressed, correlation_id: str | None) -> None:
+        assert self._topology is not None
+        await publish(
+            self._topology.status,
+            to_message(event, message_id=str(event.id), correlation_id=correlation_id),
+            STATUS_ROUTING_KEY,
+        )
 
     def _holding_back(self) -> bool:
         return self._stopping or self._breaker.is_open
@@ -201,13 +287,7 @@ class CommandConsumer:
         publications = []
         event = report.status_event(correlation_id)
         if event is not None:
-            publications.append(
-                publish(
-                    self._topology.status,
-                    to_message(event, message_id=str(event.id), correlation_id=correlation_id),
-                    STATUS_ROUTING_KEY,
-                )
-            )
+            publications.append(self._publish_status(event, correlation_id))
         deferred = report.deferred_commands(mailing_id, correlation_id)
         for tier, command in deferred:
             publications.append(
@@ -273,12 +353,26 @@ class CommandConsumer:
             await asyncio.wait(unfinished, timeout=1.0)
 
 
-async def _settle(settlement: Awaitable[None]) -> None:
+def _returned(message: AbstractIncomingMessage) -> Callable[[], bool]:
+    """Whether the command's channel has closed, so that RabbitMQ hands it out again."""
+
+    def returned() -> bool:
+        try:
+            return message.channel.is_closed
+        except ChannelInvalidStateError:
+            return True
+
+    return returned
+
+
+async def _settle(settlement: Awaitable[None]) -> bool:
     """Ack, nack or reject; on a dead channel RabbitMQ redelivers the command by itself."""
     try:
         await settlement
     except BROKER_ERRORS as error:
         log.warning("command.settle_failed", error=repr(error))
+        return False
+    return True
 
 
 async def _close(channel: AbstractChannel) -> None:

@@ -58,6 +58,7 @@ _BLOCKED = {
         ErrorClass.end_reached,
         ErrorClass.outside_window,
         ErrorClass.mailing_cancelled,
+        ErrorClass.command_returned,
         ErrorClass.circuit_open,
         ErrorClass.shutting_down,
     )
@@ -112,6 +113,8 @@ class _Message:
     deadline: datetime
     timezone: ZoneInfo
     window: SendWindow | None
+    # True once the command is handed out again (its channel closed): start nothing more.
+    returned: Callable[[], bool] | None = None
     answered_at: datetime | None = None
 
 
@@ -161,8 +164,15 @@ class Courier:
         """From now on no request starts: unsent messages are deferred (shutdown)."""
         self._stopping.set()
 
-    async def deliver(self, command: SendMessages, states: list[MessageState]) -> CommandReport:
-        """Deliver a command's messages; skipped ones (cancelled, already final) get no outcome."""
+    async def deliver(
+        self,
+        command: SendMessages,
+        states: list[MessageState],
+        *,
+        returned: Callable[[], bool] | None = None,
+    ) -> CommandReport:
+        """Deliver a command's messages; skipped ones (cancelled, already final) get no outcome,
+        nor do those not started before ``returned()`` became true."""
         carried = {ref.id: ref.attempts for ref in command.messages}
         report = CommandReport()
         messages = []
@@ -171,6 +181,7 @@ class Courier:
                 continue
             message = self._prepare(command.mailing_id, state, carried.get(state.id, 0), report)
             if message is not None:
+                message.returned = returned
                 messages.append(message)
         await asyncio.gather(*(self._deliver_one(message, report) for message in messages))
         return report
@@ -288,6 +299,8 @@ class Courier:
         # A deleted mailing is out of time for good; the scheduler cancels its rows.
         if self._watch is not None and self._watch.is_cancelled(message.mailing_id):
             return _BLOCKED[ErrorClass.mailing_cancelled]
+        if message.returned is not None and message.returned():
+            return _BLOCKED[ErrorClass.command_returned]
         if now >= message.deadline:
             return _BLOCKED[ErrorClass.end_reached]
         if not is_inside(now, message.timezone, message.window):
@@ -395,6 +408,8 @@ class Courier:
         verdict, reason = judgement.verdict, judgement.error_class
         if reason is ErrorClass.mailing_cancelled:
             return  # no outcome: the scheduler has cancelled (or will cancel) the row
+        if reason is ErrorClass.command_returned:
+            return  # no outcome: the command comes back, and whoever takes it sends it
         if verdict is Verdict.sent:
             self._finish(message, report, MessageStatus.sent, at=message.answered_at)
         elif verdict is Verdict.permanent:
