@@ -203,9 +203,10 @@ def stub_lines(results: list[dict[str, Any]]) -> list[str]:
     return [
         f"  capacity at {result['latency_ms']}±{result['jitter_ms']} ms, "
         f"{result['concurrency']:,} requests in flight (pyreqwest, its own process): "
-        f"{_num(result['served_per_s'])} requests/s served, "
-        f"{_num(result['cpu_ms_per_request'], 4)} ms CPU per request, "
-        f"{_num(result['cpu_share_of_one_core'], 2)} of one core; "
+        f"{_num(result['served_per_s'])} requests/s served at "
+        f"{_num(result['cpu_share_of_one_core'], 2)} of one core, "
+        f"{_num(result['cpu_ms_per_request'], 4)} ms CPU per request: "
+        f"capacity {_num(result.get('capacity_per_core'))} requests/s per core; "
         f"client ok {client['ok']:,}, failed {client['failed']:,}"
     ]
 

@@ -89,10 +89,10 @@ def _least(*path: str) -> Callable[[Results], float | None]:
 
 
 def _stub_headroom(results: Results) -> float | None:
-    """What the stub serves at most at the headline latency (the stub run) over the
-    measured throughput (the headline's, end to end); without a stub run, the least of the
-    runs' own estimates from their CPU per request."""
-    capacity = _dig(find(results, "stub"), "served_per_s")
+    """What one core of the stub serves at the headline latency (the stub run: one core over
+    its CPU per request at its limit) over the measured throughput (the headline's, end to
+    end); without a stub run, the least of the runs' own estimates."""
+    capacity = _dig(find(results, "stub"), "capacity_per_core")
     throughput = _dig(headline(results), "end_to_end_msgs_per_s")
     if capacity is None or not throughput:
         return _least("stub", "headroom")(results)

@@ -53,6 +53,7 @@ def test_a_tiny_benchmark_writes_results_and_prints_the_table(
     assert stub["served_per_s"] > 0
     assert stub["client"]["ok"] > 0
     assert stub["cpu_ms_per_request"] > 0
+    assert stub["capacity_per_core"] == round(1000 / stub["cpu_ms_per_request"])
     assert len(document["targets"]) > 5
     printed = capsys.readouterr().out
     assert "TARGETS" in printed

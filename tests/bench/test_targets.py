@@ -45,8 +45,8 @@ def test_a_duplicate_in_any_run_fails_and_the_least_headroom_counts() -> None:
     assert targets["stub headroom, capacity / throughput"]["passed"] is False
 
 
-def stub_run(served_per_s: float) -> dict[str, object]:
-    return {"run": "stub", "name": "stub-capacity-50ms", "served_per_s": served_per_s}
+def stub_run(capacity_per_core: float) -> dict[str, object]:
+    return {"run": "stub", "name": "stub-capacity-50ms", "capacity_per_core": capacity_per_core}
 
 
 def test_the_stub_headroom_is_its_measured_capacity_over_the_headline_throughput() -> None:
