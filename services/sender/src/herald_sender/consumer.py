@@ -195,14 +195,18 @@ class CommandConsumer:
         for message_id in ids:
             working[message_id] = task
         try:
-            await self._process_alone(message, command, correlation_id)
+            await self._process_alone(message, command, ids, correlation_id)
         finally:
             for message_id in ids:
                 if working.get(message_id) is task:
                     del working[message_id]
 
     async def _process_alone(
-        self, message: AbstractIncomingMessage, command: SendMessages, correlation_id: str | None
+        self,
+        message: AbstractIncomingMessage,
+        command: SendMessages,
+        ids: list[int],
+        correlation_id: str | None,
     ) -> None:
         # A command that has not started anything goes back whole while the circuit is open
         # or the sender is stopping: another sender (or this one, later) takes it.
@@ -211,7 +215,7 @@ class CommandConsumer:
             return
         try:
             async with self._engine.connect() as connection:
-                states = await load_messages(connection, [ref.id for ref in command.messages])
+                states = await load_messages(connection, ids)
         except DATABASE_ERRORS as error:
             log.warning("command.ledger_unavailable", error=str(error)[:500])
             await asyncio.sleep(self._failure_pause)
@@ -220,12 +224,12 @@ class CommandConsumer:
         if self._holding_back():
             await self._requeue(message)
             return
-        if len(states) < len({ref.id for ref in command.messages}):
-            known = {state.id for state in states}
-            unknown = sorted({ref.id for ref in command.messages} - known)
+        wanted = set(ids)
+        if len(states) < len(wanted):
+            unknown = sorted(wanted - {state.id for state in states})
             log.warning("command.unknown_messages", message_ids=unknown[:20], count=len(unknown))
-        # Messages this sender already finished, whose event the broker did not confirm.
-        kept = self._unconfirmed.take([ref.id for ref in command.messages])
+        # Messages this sender already finished in a delivery of this command it could not ack.
+        kept = self._unconfirmed.take(ids)
         if kept:
             states = [state for state in states if state.id not in kept]
             log.info("command.unconfirmed_reported", count=len(kept))
