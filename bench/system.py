@@ -42,9 +42,24 @@ def free_port() -> int:
         return port
 
 
+def wait_until_listening(
+    port: int, process: subprocess.Popen[bytes], timeout: float = 30.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port} after {timeout}s")
+
+
 @dataclass
 class Service:
-    """One herald process; its output goes to ``<log_dir>/<name>.log``."""
+    """One herald process; its output goes to ``<log_dir>/<name>.log``. The benchmark and
+    the end-to-end and fault tests run their processes through it."""
 
     name: str
     argv: list[str]
@@ -62,6 +77,12 @@ class Service:
                 start_new_session=True,
             )
 
+    def restart(self) -> None:
+        """Start the same command again, as a process supervisor would after a crash."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is still running")
+        self.start()
+
     @property
     def pid(self) -> int:
         if self.process is None:
@@ -72,28 +93,33 @@ class Service:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self) -> int | None:
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=STOP_TIMEOUT)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
             return None
 
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.process:
+            self.process.wait()
+
     def wait_listening(self, port: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} does not listen on {port} after {timeout}s")
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        try:
+            wait_until_listening(port, self.process, timeout)
+        except RuntimeError as error:
+            raise RuntimeError(f"{self.name} exited; see {self.log_path}") from error
 
 
 @dataclass

@@ -1,12 +1,11 @@
-"""The whole of herald as separate processes, for end-to-end tests, the fault suite and
-the benchmark: probe stub, api, scheduler and senders, each on a fresh database and vhost.
+"""The whole of herald as separate processes, for end-to-end tests and the fault suite:
+probe stub (recording every request), api, scheduler and senders, on a fresh database.
+
+Its processes are the benchmark's :class:`bench.system.Service`.
 """
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,75 +18,10 @@ import httpx
 import orjson
 from sqlalchemy.engine import make_url
 
+from bench.system import BIN, Service, free_port, wait_until_listening
 from herald_common.db import migrate
 
-BIN = Path(sys.executable).parent
 PROBE_TOKEN = "e2e-probe-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port} after {timeout}s")
-
-
-@dataclass
-class Service:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-
-    def restart(self) -> None:
-        """Start the same command again, as a process supervisor would after a crash."""
-        if self.running:
-            raise RuntimeError(f"{self.name} is still running")
-        self.start()
-
-    def signal(self, signum: int) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signum)
-
-    def stop(self, timeout: float = 15) -> int | None:
-        if self.process is None:
-            return None
-        self.signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.process:
-            self.process.wait()
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 @dataclass

@@ -19,17 +19,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.system import BIN, free_port, wait_until_listening
 from herald_common.domain import FINAL_STATUSES, MessageStatus
 from tests.conftest import fresh_vhost
 from tests.e2e import ledger
-from tests.e2e.system import (
-    BIN,
-    PROBE_TOKEN,
-    System,
-    free_port,
-    running_system,
-    wait_until_listening,
-)
+from tests.e2e.system import PROBE_TOKEN, System, running_system
 
 pytestmark = pytest.mark.timeout(240)
 

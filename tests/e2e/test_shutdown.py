@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from bench.system import wait_until_listening
 from tests.e2e import ledger
 from tests.e2e.conftest import StartSystem
-from tests.e2e.system import wait_until_listening
 from tests.e2e.test_dispatch import (
     assert_statistics_match_ledger,
     create_mailing,

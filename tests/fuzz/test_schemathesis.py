@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench.system import BIN, Service, free_port, wait_until_listening
 from herald_common.db import migrate
-from tests.e2e.system import BIN, Service, free_port, wait_until_listening
 
 
 @pytest.fixture(scope="module")

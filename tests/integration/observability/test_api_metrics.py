@@ -12,8 +12,8 @@ import orjson
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.system import BIN, free_port, wait_until_listening
 from herald_common.metrics import MULTIPROC_DIR_ENV
-from tests.e2e.system import BIN, free_port, wait_until_listening
 
 HEALTHZ = "/healthz"
 MAX_REQUESTS = 400

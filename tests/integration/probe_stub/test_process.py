@@ -15,21 +15,15 @@ import httpx
 import orjson
 import pytest
 
+from bench.system import free_port
 from tests.integration.probe_stub.conftest import AUTH, message
 
 STUB = [sys.executable, "-m", "herald_probe_stub"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def stub_process(*flags: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*STUB, "--port", str(port), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -7,7 +7,6 @@ status events and deferred commands the sender publishes.
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.system import free_port
 from herald_common.broker.topology import (
     DEAD_LETTER_QUEUE,
     RETRY_TIERS,
@@ -51,13 +51,6 @@ STUB_DEFAULTS: dict[str, Any] = {
     "outages": [],
     "outage_mode": "503",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

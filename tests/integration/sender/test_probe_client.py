@@ -6,6 +6,7 @@ import contextlib
 import pytest
 from pydantic import SecretStr
 
+from bench.system import free_port
 from herald_sender.probe_client import (
     AiohttpProbeClient,
     ProbeClient,
@@ -15,7 +16,7 @@ from herald_sender.probe_client import (
     Transport,
     open_probe_client,
 )
-from tests.integration.sender.conftest import STUB_TOKEN, Stub, free_port
+from tests.integration.sender.conftest import STUB_TOKEN, Stub
 
 
 @pytest.fixture(params=list(Transport))
