@@ -4,10 +4,9 @@ ids; every /metrics output parses and its message counts equal the ledger's; and
 line, error body or CLI output shows the probe token or an API key."""
 
 import subprocess
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from herald_common.domain import FINAL_STATUSES, MessageStatus
 from tests.conftest import fresh_vhost
 from tests.e2e import ledger
 from tests.e2e.system import PROBE_TOKEN, System, running_system
+from tests.e2e.test_dispatch import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,15 +45,6 @@ class Story:
     message_ids: list[int]
     metrics: dict[str, str]  # process name -> its /metrics text
     logs: dict[str, list[Line]]  # service name -> its log lines, as read after the story
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def read_log(system: System, name: str) -> list[Line]:
