@@ -1,5 +1,6 @@
 """``python -m bench.stub_load``: drive the probe stub as hard as it goes, in a process of
-its own, with pyreqwest (the cheapest client measured here), and print what it got as JSON.
+its own, with the senders' own client (pyreqwest, the cheapest measured here), and print
+what it got as JSON.
 
 The stub's own counters say what it served; this process only has to keep enough requests
 in flight that the stub, not the client, is the limit.
@@ -9,47 +10,31 @@ import argparse
 import asyncio
 import json
 import time
-from datetime import timedelta
 
-import orjson
 import uvloop
-from pyreqwest.client import ClientBuilder
-from pyreqwest.exceptions import PyreqwestError
+from pydantic import SecretStr
+
+from herald_sender.probe_client import ProbeTransportError, ReqwestProbeClient
 
 
 async def drive(url: str, token: str, seconds: float, concurrency: int) -> dict[str, float]:
-    client = (
-        ClientBuilder()
-        .max_connections(concurrency)
-        .pool_max_idle_per_host(concurrency)
-        .default_headers({"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        .build()
-    )
+    """``concurrency`` workers, each sending one request after another until ``seconds``."""
     counts = {"ok": 0, "failed": 0}
-    timeout = timedelta(seconds=10)
     deadline = time.monotonic() + seconds
 
-    async def worker(first_id: int) -> None:
+    async def worker(client: ReqwestProbeClient, first_id: int) -> None:
         message_id = first_id
         while time.monotonic() < deadline:
-            body = orjson.dumps({"id": message_id, "phone": 79000000000, "text": "capacity"})
             try:
-                response = (
-                    await (
-                        client.post(f"{url}/send/{message_id}").body_bytes(body).timeout(timeout)
-                    )
-                    .build()
-                    .send()
-                )
-                await response.bytes()
+                response = await client.send(message_id, 79000000000, "capacity", timeout=10)
                 counts["ok" if response.status == 200 else "failed"] += 1
-            except PyreqwestError:
+            except ProbeTransportError:
                 counts["failed"] += 1
             message_id += concurrency
 
     started = time.monotonic()
-    async with client:
-        await asyncio.gather(*(worker(n) for n in range(1, concurrency + 1)))
+    async with ReqwestProbeClient(url, SecretStr(token), concurrency=concurrency) as client:
+        await asyncio.gather(*(worker(client, n) for n in range(1, concurrency + 1)))
     return {**counts, "seconds": time.monotonic() - started}
 
 
