@@ -1,11 +1,13 @@
 # herald: `make run` starts everything on this machine, `make test` runs every test.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, or where `make uv` puts it (pip's user scheme): nothing below needs uv on PATH.
+UV := $(shell command -v uv 2>/dev/null \
+	|| echo "$$(python3 -c 'import site; print(site.getuserbase())' 2>/dev/null || echo ~/.local)/bin/uv")
 RUN := $(UV) run --frozen
 
 COMPOSE := docker compose -f deploy/compose.yaml
 
-.PHONY: help uv install run migrate test test-faults lint format bench clean image up down k8s-dev docs
+.PHONY: help uv print-uv install run migrate test test-faults lint format bench clean image up down k8s-dev docs
 
 help:
 	@echo "make run          install, migrate, start api, scheduler, senders and the probe stub"
@@ -19,10 +21,15 @@ help:
 	@echo "make image        build the container image herald:dev"
 	@echo "make k8s-dev      render the Kubernetes dev overlay"
 
-# On a machine without uv, install it with pip first.
+# On a machine without uv, install it with pip first (into the user scheme, where UV points).
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv \
-		|| python3 -m pip install --quiet --break-system-packages uv
+	@test -x "$(UV)" || python3 -m pip install --quiet --user uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
+	@test -x "$(UV)" || { echo "make: uv is not at $(UV) after pip install" >&2; exit 1; }
+
+# Where the Makefile's uv is (CI prints it).
+print-uv:
+	@echo "$(UV)"
 
 install: uv
 	@$(UV) sync --frozen --quiet

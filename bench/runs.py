@@ -477,6 +477,18 @@ def latency(servers: Servers, *, mailings: int = 5, size: int = 1000) -> dict[st
     return result
 
 
+def wait_for_first_request(
+    watch: StubWatch, load: subprocess.Popen[str], timeout: float = 120.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while watch.sample().requests == 0:
+        if load.poll() is not None:
+            raise RuntimeError(f"the stub's load generator exited with {load.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the stub got no request within {timeout}s")
+        time.sleep(0.05)
+
+
 def stub_capacity(
     servers: Servers, *, seconds: float = 8.0, concurrency: int = 1000
 ) -> dict[str, Any]:
@@ -520,6 +532,10 @@ def stub_capacity(
         )
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             watch = StubWatch(client)
+            # The load's clock starts when its process has imported everything, which takes
+            # seconds on a fresh machine (no bytecode yet): timed from the spawn, the window
+            # once fell before its first request and measured an idle stub.
+            wait_for_first_request(watch, load)
             # The middle of the load only: no ramp-up, no tail.
             time.sleep(seconds * 0.25)
             first = watch.sample()

@@ -1,15 +1,19 @@
 """The benchmark's own arithmetic: percentiles, the stub's steady rate, /proc readings,
-profile summaries and the runs chosen from the command line."""
+profile summaries, the runs chosen from the command line and when the stub run measures."""
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench import machine
 from bench.cli import build_parser, plans, previous_results
 from bench.profiling import module_of, summarise
+from bench.runs import wait_for_first_request
 from bench.stats import percentile
 from bench.stub_watch import StubSample, StubWatch
 
@@ -88,3 +92,34 @@ def test_the_previous_run_is_the_newest_of_the_same_size(tmp_path: Path) -> None
     assert other is not None
     assert other["meta"]["file"].endswith("bench-x.json")
     assert previous_results(tmp_path / "none", 1000) is None
+
+
+def _stub_answering(counts: list[int]) -> StubWatch:
+    """A watch over a stub whose request counter reads ``counts``, one per sample."""
+
+    def stats(request: httpx.Request) -> httpx.Response:
+        count = counts.pop(0) if len(counts) > 1 else counts[0]
+        return httpx.Response(
+            200, json={"requests": count, "by_outcome": {"ok": count}, "cpu_seconds": 0.0}
+        )
+
+    return StubWatch(httpx.Client(base_url="http://stub", transport=httpx.MockTransport(stats)))
+
+
+def test_the_stub_window_opens_at_the_load_s_first_request_not_at_its_spawn() -> None:
+    watch = _stub_answering([0, 0, 0, 7])
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as load:
+        try:
+            wait_for_first_request(watch, load)
+        finally:
+            load.kill()
+
+    assert [sample.requests for sample in watch.samples] == [0, 0, 0, 7]
+
+
+def test_a_load_generator_that_dies_before_its_first_request_is_reported() -> None:
+    watch = _stub_answering([0])
+    with subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]) as load:
+        load.wait()
+        with pytest.raises(RuntimeError, match="exited with 3"):
+            wait_for_first_request(watch, load)

@@ -1,4 +1,4 @@
-"""The ``herald`` admin CLI, run as integrators run it: ``uv run herald ...``."""
+"""The ``herald`` admin CLI, run as integrators run it: the venv's ``herald`` script."""
 
 import asyncio
 import os
@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.system import BIN
 from herald_common.db import migrate
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -21,7 +22,7 @@ UNREACHABLE_URL = "postgresql+psycopg://postgres@127.0.0.1:1/herald"
 async def herald(*args: str, database_url: str) -> tuple[int, str, str]:
     environment = {**os.environ, "HERALD_DATABASE_URL": database_url, "HERALD_LOG_FORMAT": "json"}
     process = await asyncio.create_subprocess_exec(
-        "uv", "run", "--no-sync", "herald", *args,
+        str(BIN / "herald"), *args,
         cwd=ROOT, env=environment,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

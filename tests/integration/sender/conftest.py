@@ -23,7 +23,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.system import free_port
+from bench.system import BIN, free_port
 from herald_common.broker.topology import (
     DEAD_LETTER_QUEUE,
     RETRY_TIERS,
@@ -89,7 +89,7 @@ def stub_process() -> Iterator[str]:
     port = free_port()
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
-            ["uv", "run", "--no-sync", "herald-probe-stub", "--port", str(port), "--seed", "1"],
+            [str(BIN / "herald-probe-stub"), "--port", str(port), "--seed", "1"],
             stdout=output,
             stderr=subprocess.STDOUT,
         )

@@ -8,6 +8,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.system import BIN
 from herald_common.broker.topology import SEND_COMMANDS_QUEUE
 from herald_common.domain import MessageStatus
 from tests.integration.sender.conftest import (
@@ -102,7 +103,7 @@ async def test_sigterm_stops_the_process_cleanly(
     }
     with tempfile.TemporaryFile() as logs:
         process = await asyncio.create_subprocess_exec(
-            "uv", "run", "--no-sync", "herald-sender", env=env, stdout=logs, stderr=logs
+            str(BIN / "herald-sender"), env=env, stdout=logs, stderr=logs
         )
         try:
             deadline = time.monotonic() + 20
