@@ -196,15 +196,22 @@ class LedgerWriter:
 
 
 async def _ack_all(batch: list[StatusDelivery]) -> None:
-    """Ack after commit. A lost channel means the broker redelivers; re-applying is harmless."""
+    """Ack after commit. A lost channel means the broker redelivers; re-applying is harmless.
+
+    Every delivery is tried: after a reconnect a batch can hold stale deliveries of the
+    old channel beside live ones of the new, and a live one left unacked would hold its
+    prefetch slot until the channel closes again.
+    """
+    failed: list[str] = []
     for delivery in batch:
         if delivery.message.processed:
             continue  # acked on an earlier try of the same batch
         try:
             await delivery.message.ack()
         except FAULTS as error:
-            log.warning("status.ack_failed", error=describe(error))
-            return
+            failed.append(describe(error))
+    if failed:
+        log.warning("status.ack_failed", count=len(failed), error=failed[0])
 
 
 async def _cancel_consumer(queue: AbstractQueue, consumer_tag: str) -> None:
