@@ -84,8 +84,9 @@ def _replay_builder(builder: Stage, context: Path, venv: Path) -> None:
     env.update(UV_PROJECT_ENVIRONMENT=str(venv), UV_PYTHON=sys.executable, UV_OFFLINE="1")
     # Bytecode compiling takes most of the time on two cores and proves nothing here.
     env.update(UV_COMPILE_BYTECODE="0", UV_LINK_MODE="hardlink")
+    # `uv run` (so `make test`) names itself in UV; uv need not be on PATH.
     uv = os.environ.get("UV") or shutil.which("uv")
-    assert uv, "uv runs the tests, so it is here"
+    assert uv, "run the tests with `make test`: uv run sets UV"
     for instruction in builder.instructions:
         if instruction.keyword == "COPY":
             *sources, target = instruction.words()
