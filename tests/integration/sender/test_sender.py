@@ -8,9 +8,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald_common.broker.topology import DEAD_LETTER_QUEUE, SEND_COMMANDS_QUEUE
+from herald_common.contracts import SendMessages
 from herald_common.domain import MessageStatus
 from herald_common.send_window import SendWindow, first_due_at, zone
 from tests.integration.sender.conftest import Broker, SenderRunner, SettingsFactory, Stub
@@ -313,6 +315,39 @@ async def test_an_unreachable_ledger_hands_the_command_back(
     async with running_sender(sender_settings()):
         event = await broker.next_event()
     assert [(o.message_id, o.status) for o in event.outcomes] == [(ids[0], MessageStatus.sent)]
+
+
+async def test_a_sql_bug_parks_the_command_instead_of_retrying_it_forever(
+    db: AsyncEngine,
+    broker: Broker,
+    stub: Stub,
+    sender_settings: SettingsFactory,
+    running_sender: SenderRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mailing_id = await create_mailing(db)
+    ids = await create_messages(db, mailing_id, 2)
+    reads = 0
+
+    async def query_with_a_bug(connection: object, message_ids: object) -> None:
+        nonlocal reads
+        reads += 1
+        raise ProgrammingError("SELECT ...", {}, Exception('column "x" does not exist'))
+
+    monkeypatch.setattr("herald_sender.consumer.load_messages", query_with_a_bug)
+    labels = {"reason": "bug"}
+    before = REGISTRY.get_sample_value("herald_sender_commands_dead_lettered_total", labels)
+    async with running_sender(sender_settings()):
+        await broker.send(send_command(mailing_id, ids))
+        body = await broker.take(DEAD_LETTER_QUEUE)
+        await asyncio.sleep(0.5)  # time for a requeued copy to come round again
+
+    assert [ref.id for ref in SendMessages.model_validate_json(body).messages] == ids
+    assert reads == 1
+    assert await broker.depth(SEND_COMMANDS_QUEUE) == 0
+    assert await stub.received() == []
+    after = REGISTRY.get_sample_value("herald_sender_commands_dead_lettered_total", labels)
+    assert (after or 0) - (before or 0) == 1
 
 
 def close_sender_connections(vhost: str) -> int:

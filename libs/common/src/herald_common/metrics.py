@@ -80,6 +80,11 @@ SENDER_COMMANDS_INFLIGHT = Gauge(
     "Send commands being processed by this sender.",
     multiprocess_mode="livesum",
 )
+SENDER_COMMANDS_DEAD_LETTERED = Counter(
+    "herald_sender_commands_dead_lettered_total",
+    "Send commands a sender parked in herald.dead: unreadable, or a bug met processing them.",
+    ["reason"],
+)
 # Backlogs are counted in the database by each process in turn: the latest count is right.
 OUTBOX_BACKLOG = Gauge(
     "herald_outbox_backlog", "Outbox rows not yet published.", multiprocess_mode="mostrecent"

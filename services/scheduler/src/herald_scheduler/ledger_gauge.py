@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.domain import MessageStatus
 from herald_common.metrics import LEDGER_MESSAGES
-from herald_scheduler.faults import FAULTS, describe
+from herald_common.faults import FAULTS, describe
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import totals
 

@@ -19,7 +19,6 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald_common.broker.connection import publish, to_message
@@ -30,7 +29,12 @@ from herald_common.broker.topology import (
     declare_topology,
 )
 from herald_common.contracts import MessagesProgressed, SendMessages
-from herald_common.metrics import RETRIES_SCHEDULED, SENDER_COMMANDS_INFLIGHT
+from herald_common.faults import FAULTS, describe
+from herald_common.metrics import (
+    RETRIES_SCHEDULED,
+    SENDER_COMMANDS_DEAD_LETTERED,
+    SENDER_COMMANDS_INFLIGHT,
+)
 from herald_common.settings import QueueType
 from herald_sender.circuit import CircuitBreaker, CircuitState
 from herald_sender.classification import excerpt
@@ -42,7 +46,6 @@ from herald_sender.unconfirmed import UnconfirmedOutcomes
 log = structlog.get_logger()
 
 BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError)
-DATABASE_ERRORS = (SQLAlchemyError, OSError)
 
 
 class CommandConsumer:
@@ -139,11 +142,13 @@ class CommandConsumer:
             await self._requeue(message)
             raise
         except Exception:
-            # A bug, not a bad command: hand it back rather than lose it (or hold its
-            # prefetch slot forever), and slowly, so that a crash loop does not spin.
-            log.exception("command.crashed")
-            await asyncio.sleep(self._failure_pause)
-            await self._requeue(message)
+            # A bug (a SQL error, a broken invariant), not an outage: handed back, the
+            # command would meet it again every second for as long as the mailing runs.
+            # Parked in herald.dead it can be replayed once the bug is fixed; its rows
+            # stay queued, so nothing is sent twice.
+            log.exception("command.crashed", amqp_message_id=message.message_id)
+            SENDER_COMMANDS_DEAD_LETTERED.labels(reason="bug").inc()
+            await _settle(message.reject(requeue=False))
         finally:
             SENDER_COMMANDS_INFLIGHT.dec()
 
@@ -157,6 +162,7 @@ class CommandConsumer:
                 body=excerpt(message.body),
                 error=str(error)[:500],
             )
+            SENDER_COMMANDS_DEAD_LETTERED.labels(reason="unreadable").inc()
             await _settle(message.reject(requeue=False))
             return
         correlation_id = command.correlation_id or message.correlation_id
@@ -216,8 +222,8 @@ class CommandConsumer:
         try:
             async with self._engine.connect() as connection:
                 states = await load_messages(connection, ids)
-        except DATABASE_ERRORS as error:
-            log.warning("command.ledger_unavailable", error=str(error)[:500])
+        except FAULTS as error:
+            log.warning("command.ledger_unavailable", error=describe(error))
             await asyncio.sleep(self._failure_pause)
             await self._requeue(message)
             return

@@ -1,9 +1,10 @@
-"""The outages the scheduler's loops ride out: PostgreSQL or RabbitMQ unreachable or restarting.
+"""The outages the workers ride out: PostgreSQL or RabbitMQ unreachable or restarting.
 
-A loop that meets one of these rolls back, logs, backs off and tries again; unacked
-deliveries come back from the broker, so nothing is lost. Anything else is a bug: the
-loops log it with its traceback and back off too, and the events consumer parks the
-event in herald.dead.
+A scheduler loop or a sender that meets one of these rolls back, logs, backs off and
+tries again; unacked deliveries come back from the broker, so nothing is lost. Anything
+else is a bug, which retrying would only repeat: the scheduler's loops log it with its
+traceback and back off, and the events consumer and the senders park the event or
+command in herald.dead.
 """
 
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
