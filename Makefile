@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 
 COMPOSE := docker compose -f deploy/compose.yaml
 
-.PHONY: help uv print-uv install run migrate test test-faults lint format bench clean image up down k8s-dev docs
+.PHONY: help uv print-uv install run migrate test test-faults lint format bench clean image up down k8s-dev docs vendor
 
 help:
 	@echo "make run          install, migrate, start api, scheduler, senders and the probe stub"
@@ -20,6 +20,7 @@ help:
 	@echo "make down         stop the compose stack"
 	@echo "make image        build the container image herald:dev"
 	@echo "make k8s-dev      render the Kubernetes dev overlay"
+	@echo "make vendor       refetch the vendored front-end files (Swagger UI) with npm"
 
 # On a machine without uv, install it with pip first (into the user scheme, where UV points).
 uv:
@@ -57,6 +58,10 @@ format: install
 
 docs: install
 	@$(RUN) python -m tests.settings_reference
+
+# Only this target needs npm: the vendored files are committed, so CI and `make run` never do.
+vendor: install
+	$(RUN) python services/api/scripts/vendor.py
 
 bench: install
 	$(RUN) python -m bench $(if $(SIZE),--size $(SIZE),)

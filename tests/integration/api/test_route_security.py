@@ -19,7 +19,7 @@ OPEN = {
     "/openapi.json",
     "/metrics",
     "/docs/oauth2-redirect",
-    "/redoc",
+    "/static",  # the files /docs loads (herald_api.docs)
 }
 
 

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from herald_api import health
 from herald_api.clients.endpoints import router as clients_router
 from herald_api.deps import ApiState, authenticate
+from herald_api.docs import install_docs
 from herald_api.error_handlers import install_error_handlers
 from herald_api.errors import error_responses
 from herald_api.mailings.endpoints import router as mailings_router
@@ -84,6 +85,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        # FastAPI's own pages load their scripts from a CDN; install_docs serves herald's copy.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
 
@@ -94,6 +98,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             responses=error_responses(401),
         )
     app.include_router(health.router)
+    install_docs(app)
 
     # Added last runs first: the context middleware wraps everything, including the 413s.
     app.add_middleware(
