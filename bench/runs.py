@@ -478,7 +478,7 @@ def latency(servers: Servers, *, mailings: int = 5, size: int = 1000) -> dict[st
 
 
 def wait_for_first_request(
-    watch: StubWatch, load: subprocess.Popen[str], timeout: float = 120.0
+    watch: StubWatch, load: subprocess.Popen[Any], timeout: float = 120.0
 ) -> None:
     deadline = time.monotonic() + timeout
     while watch.sample().requests == 0:

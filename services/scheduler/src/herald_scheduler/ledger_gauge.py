@@ -10,8 +10,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.domain import MessageStatus
-from herald_common.metrics import LEDGER_MESSAGES
 from herald_common.faults import FAULTS, describe
+from herald_common.metrics import LEDGER_MESSAGES
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import totals
 

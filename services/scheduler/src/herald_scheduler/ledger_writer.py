@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.contracts import MessageOutcome, MessagesProgressed
-from herald_common.metrics import LEDGER_BATCH_SIZE, LEDGER_LAG, MESSAGES_FINAL
 from herald_common.faults import FAULTS, describe
+from herald_common.metrics import LEDGER_BATCH_SIZE, LEDGER_LAG, MESSAGES_FINAL
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger
 from herald_scheduler.transitions import latest_outcomes

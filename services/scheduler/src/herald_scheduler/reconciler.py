@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from herald_common.db.engine import create_sessionmaker
 from herald_common.domain import MessageStatus
+from herald_common.faults import FAULTS, describe
 from herald_common.metrics import MESSAGES_FINAL
 from herald_common.send_window import first_due_at, zone
-from herald_common.faults import FAULTS, describe
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger, mailings
 from herald_scheduler.repository.ledger import MAILING_ENDED, Moves, ZoneDue

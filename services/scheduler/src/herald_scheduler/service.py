@@ -19,10 +19,10 @@ from herald_common.broker.topology import (
     declare_topology,
 )
 from herald_common.db.engine import create_engine, create_sessionmaker
+from herald_common.faults import FAULTS, describe
 from herald_scheduler import events, ledger_gauge, ledger_writer
 from herald_scheduler.dispatcher import Dispatcher
 from herald_scheduler.events import DomainEventConsumer
-from herald_common.faults import FAULTS, describe
 from herald_scheduler.ledger_writer import LedgerWriter
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.reconciler import Reconciler, run_catch_up
