@@ -80,6 +80,12 @@ SENDER_COMMANDS_INFLIGHT = Gauge(
     "Send commands being processed by this sender.",
     multiprocess_mode="livesum",
 )
+SENDER_CLOCK_OFFSET = Gauge(
+    "herald_sender_clock_offset_seconds",
+    "The database's clock minus this sender's, as last measured (ends and windows are judged"
+    " by the database's).",
+    multiprocess_mode="liveall",
+)
 SENDER_COMMANDS_DEAD_LETTERED = Counter(
     "herald_sender_commands_dead_lettered_total",
     "Send commands a sender parked in herald.dead: unreadable, or a bug met processing them.",

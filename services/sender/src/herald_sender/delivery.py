@@ -135,7 +135,7 @@ class Courier:
         breaker: CircuitBreaker,
         policy: DeliveryPolicy,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         watch: MailingWatch | None = None,
     ) -> None:
@@ -143,7 +143,7 @@ class Courier:
         self._watch = watch
         self._breaker = breaker
         self._policy = policy
-        self._clock = clock
+        self._clock = clock or _utc_now
         self._sleep = sleep or self._pause
         # Held only around a request itself, never while waiting to retry.
         self._limit = asyncio.Semaphore(policy.concurrency)

@@ -16,6 +16,7 @@ from herald_common.metrics import serve_metrics
 from herald_common.settings import HeraldSettings, ProbeSettings
 from herald_sender.circuit import CircuitBreaker
 from herald_sender.consumer import CommandConsumer
+from herald_sender.database_clock import DatabaseClock
 from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, Transport, open_probe_client
@@ -102,6 +103,10 @@ async def run(
                 max_cooldown=settings.sender_breaker_max_cooldown,
             )
             watch = MailingWatch(engine)
+            # Ends and windows are judged by the database's clock, which due_at, the
+            # dispatcher and the sweeper use, whatever this machine's clock says.
+            clock = DatabaseClock(engine)
+            await clock.measure_or_keep()
             courier = Courier(
                 client,
                 breaker,
@@ -113,6 +118,7 @@ async def run(
                     max_attempts=settings.sender_max_attempts,
                 ),
                 watch=watch,
+                clock=clock.now,
             )
             consumer = CommandConsumer(
                 connection=connection,
@@ -125,11 +131,12 @@ async def run(
                 watch=watch,
             )
             watching = asyncio.create_task(watch.run(stop))
+            measuring = asyncio.create_task(clock.run(stop))
             try:
                 await consumer.run(stop)
             finally:
                 stop.set()
-                await watching
+                await asyncio.gather(watching, measuring)
     finally:
         await connection.close()
         await engine.dispose()
