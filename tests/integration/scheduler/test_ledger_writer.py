@@ -157,6 +157,23 @@ async def test_sent_beats_expired_and_moves_the_counters(
     # The autouse recount checks expired -1, sent +1, first/last_sent_at.
 
 
+async def test_a_sent_from_an_older_delivery_beats_a_later_retry_in_another_batch(
+    ledger_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # Two copies of a command: one sender's retry (attempt 3) is applied first, the other's
+    # success at attempt 2 comes in the next batch. The API accepted the message.
+    mailing_id = await create_mailing(ledger_db)
+    (message_id,) = await insert_messages(ledger_db, mailing_id, [("queued", 0)])
+    await apply(sessionmaker, [outcome(message_id, mailing_id, S.retrying, 3)])
+
+    moves = await apply(sessionmaker, [outcome(message_id, mailing_id, S.sent, 2)])
+
+    (row,) = await messages_of(ledger_db, mailing_id)
+    assert moves.count(S.sent) == 1
+    assert (row.status, row.attempts) == ("sent", 3)
+    # The autouse recount checks that the counters moved from retrying to sent.
+
+
 @pytest.fixture
 async def running_writer(
     sessionmaker: async_sessionmaker[AsyncSession], broker: Broker

@@ -30,7 +30,11 @@ def outcome(
         # Fewer attempts: a stale event.
         (S.retrying, 3, S.retrying, 2, False),
         (S.retrying, 3, S.failed, 2, False),
-        (S.queued, 2, S.sent, 1, False),
+        # ...except `sent`: the API accepted it, so it beats every unfinished status at
+        # any count (else the row ends failed or expired and a surviving copy sends again).
+        (S.queued, 2, S.sent, 1, True),
+        (S.retrying, 3, S.sent, 2, True),
+        (S.retrying, 3, S.sent, 0, True),
         # Same attempts: only a higher rank moves it.
         (S.queued, 0, S.retrying, 0, True),
         (S.scheduled, 0, S.retrying, 0, True),

@@ -34,8 +34,12 @@ def outcome_applies(
     """True when an outcome (status, attempts) moves a row (row_status, row_attempts) forward."""
     if row_status in SETTLED_STATUSES:
         return False
+    if status is MessageStatus.sent:
+        # The API accepted it: that beats every status of ours, whatever the attempt
+        # counts say (a delivery of an older command copy can report a lower one).
+        return True
     if row_status in STOPPED_STATUSES:
-        return status is MessageStatus.sent
+        return False
     if attempts != row_attempts:
         return attempts > row_attempts
     if status is MessageStatus.retrying and row_status is MessageStatus.retrying:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from herald_common.contracts import MessageOutcome
 from herald_common.domain import FINAL_STATUSES, UNSENT_STATUSES, MessageStatus
 from herald_scheduler.commands import ClaimedMessage
-from herald_scheduler.transitions import STATUS_RANK, STOPPED_STATUSES
+from herald_scheduler.transitions import SETTLED_STATUSES, STATUS_RANK
 
 ERROR_MAX_LENGTH = 500
 ERROR_CLASS_MAX_LENGTH = 32
@@ -90,7 +90,7 @@ _FORWARD = f"""(
         v.attempts > old.attempts
         OR (v.attempts = old.attempts AND {_rank("v.status")} > {_rank("old.status")})
         OR (v.attempts = old.attempts AND v.status = 'retrying' AND old.status = 'retrying')))
-    OR (v.status = 'sent' AND old.status IN ({_quoted(STOPPED_STATUSES)}))
+    OR (v.status = 'sent' AND old.status NOT IN ({_quoted(SETTLED_STATUSES)}))
 )"""
 
 
