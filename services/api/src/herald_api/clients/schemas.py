@@ -95,7 +95,7 @@ class ClientPage(BaseModel):
     )
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page.",
-        examples=["MTIzNA"],
+        examples=["AAAAAAAABNI"],
     )
 
 

@@ -238,7 +238,7 @@ class MailingPage(BaseModel):
     )
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page.",
-        examples=["Nw"],
+        examples=["AAAAAAAAAAc"],
     )
 
 
@@ -293,5 +293,5 @@ class MessagePage(BaseModel):
     )
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page.",
-        examples=["MTAwMQ"],
+        examples=["AAAAAAAAA-k"],
     )

@@ -67,7 +67,7 @@ class StatsPage(BaseModel):
     )
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page.",
-        examples=["Nw"],
+        examples=["AAAAAAAAAAc"],
     )
 
 
