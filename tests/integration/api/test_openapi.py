@@ -1,9 +1,14 @@
 """The OpenAPI document describes every operation, parameter and field, with examples."""
 
+import json
 from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+
+from herald_api.pagination import encode_cursor
+from herald_api.validation import time_zone_names
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
@@ -104,3 +109,88 @@ def test_request_bodies_and_the_error_shape_are_documented(spec: dict[str, Any])
     assert "1000" in schemas["MailingCreate"]["properties"]["text"]["description"]
     tags = {tag["name"] for tag in spec["tags"]}
     assert {"clients", "mailings", "stats"} <= tags
+
+
+def _allows(spec: dict[str, Any], schema: dict[str, Any], value: Any) -> bool:
+    """Whether ``value`` is valid against ``schema``, a part of the served document."""
+    rooted = {**schema, "components": spec["components"]}
+    return bool(Draft202012Validator(rooted, format_checker=FormatChecker()).is_valid(value))
+
+
+def _component(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [
+        ("ClientUpdate", "phone"),
+        ("ClientUpdate", "operator_code"),
+        ("ClientUpdate", "timezone"),
+        ("MailingUpdate", "text"),
+        ("MailingUpdate", "start_at"),
+        ("MailingUpdate", "end_at"),
+    ],
+)
+def test_patch_fields_that_reject_null_do_not_allow_it(
+    spec: dict[str, Any], schema: str, field: str
+) -> None:
+    assert not _allows(spec, _component(schema), {field: None})
+    assert _allows(spec, _component(schema), {})
+
+
+@pytest.mark.parametrize(
+    ("schema", "field"),
+    [("ClientUpdate", "tag"), ("MailingUpdate", "filter"), ("MailingUpdate", "send_window")],
+)
+def test_patch_fields_that_null_removes_allow_it(
+    spec: dict[str, Any], schema: str, field: str
+) -> None:
+    assert _allows(spec, _component(schema), {field: None})
+
+
+def test_time_zones_are_one_component_listing_every_accepted_zone(spec: dict[str, Any]) -> None:
+    zones = spec["components"]["schemas"]["TimeZoneName"]
+
+    assert set(zones["enum"]) == time_zone_names()
+    for schema in ("ClientCreate", "ClientUpdate"):
+        timezone = spec["components"]["schemas"][schema]["properties"]["timezone"]
+        assert timezone["$ref"] == "#/components/schemas/TimeZoneName"
+    assert not _allows(spec, _component("TimeZoneName"), "")
+    # One copy of ~600 names keeps the whole document small.
+    assert len(json.dumps(spec)) < 100_000
+
+
+def test_the_cursor_parameter_allows_exactly_the_cursors_the_api_reads(
+    spec: dict[str, Any],
+) -> None:
+    for path in ("/api/v1/clients", "/api/v1/mailings", "/api/v1/stats"):
+        (cursor,) = (p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "cursor")
+        assert _allows(spec, cursor["schema"], encode_cursor(1234))
+        for unreadable in ("", "0" * 63, "MTIzNA"):
+            assert not _allows(spec, cursor["schema"], unreadable), (path, unreadable)
+
+
+def test_the_csv_import_body_must_start_with_a_header(spec: dict[str, Any]) -> None:
+    content = spec["paths"]["/api/v1/clients/import"]["post"]["requestBody"]["content"]
+    csv_schema = content["text/csv"]["schema"]
+
+    assert _allows(spec, csv_schema, "phone,timezone\n79991234567,UTC\n")
+    assert _allows(spec, csv_schema, content["text/csv"]["example"])
+    for headerless in ("", "\n", "79991234567,UTC\n", "phone\n", "phone,timezone,phone\n"):
+        assert not _allows(spec, csv_schema, headerless), headerless
+    # Every NDJSON body is read; a line that is not a client is reported, not rejected.
+    assert _allows(spec, content["application/x-ndjson"]["schema"], {"not": "a client"})
+
+
+def test_the_cross_field_rule_is_stated_where_the_schema_cannot_state_it(
+    spec: dict[str, Any],
+) -> None:
+    for schema in ("MailingCreate", "MailingUpdate"):
+        properties = spec["components"]["schemas"][schema]["properties"]
+        assert "before end_at" in properties["start_at"]["description"]
+        assert "cannot express" in properties["start_at"]["description"]
+        assert "after start_at" in properties["end_at"]["description"]
+    window = spec["components"]["schemas"]["SendWindow"]["properties"]
+    assert "differ from start" in window["end"]["description"]
+    assert "cannot express" in window["end"]["description"]

@@ -7,10 +7,11 @@ lone surrogates cannot be encoded, and either must be a 422, never a 500.
 import re
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from typing_extensions import TypeAliasType
 
 from herald_common.db.models import MAILING_TEXT_MAX_LENGTH, TAG_MAX_LENGTH
 
@@ -20,6 +21,16 @@ _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _DATETIME_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 
 PHONE_MESSAGE = "must be 11 digits starting with 7, e.g. 79991234567"
+# The JSON Schema side of storable() and of "not blank": no NUL anywhere, and at least one
+# character that str.strip() keeps (the characters excluded are exactly str.isspace()'s).
+_STORABLE = "^[^\\x00]*$"
+_NOT_BLANK = (
+    "^[^\\x00]*[^\\x00\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$"
+)
+_PHONE_AS_INTEGER = {"type": "integer", "minimum": 70_000_000_000, "maximum": 79_999_999_999}
+
+T = TypeVar("T")
 
 
 def storable(value: str) -> str:
@@ -33,7 +44,13 @@ def storable(value: str) -> str:
 
 
 def phone(value: object) -> str:
-    """A phone as a string; an integer is accepted and normalised to its digits."""
+    """A phone as a string; an integer is accepted and normalised to its digits.
+
+    So is a number with a zero fraction (79991234567.0): JSON Schema counts it as an
+    integer, and the schema must not allow what is rejected.
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not _PHONE.fullmatch(value):
@@ -92,6 +109,21 @@ def with_offset(value: datetime) -> datetime:
         raise ValueError("is out of range") from None
 
 
+def not_null(value: object) -> object:
+    # Validators do not run for omitted fields, so this rejects only an explicit null.
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """The JSON schema of an omittable field minus its null branch and its null default."""
+    branches = [branch for branch in schema.pop("anyOf") if branch != {"type": "null"}]
+    # pydantic flattens a value schema that is itself an anyOf into the nullable one.
+    schema.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
+    schema.pop("default", None)
+
+
 def clock(value: object) -> str:
     if not isinstance(value, str) or not _CLOCK.fullmatch(value):
         raise ValueError("must be a 24-hour time HH:MM, e.g. '09:00'")
@@ -103,7 +135,7 @@ def clock(value: object) -> str:
 Phone = Annotated[
     str,
     BeforeValidator(phone),
-    WithJsonSchema({"type": "string", "pattern": "^7[0-9]{10}$"}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": "^7[0-9]{10}$"}, _PHONE_AS_INTEGER]}),
 ]
 OperatorCode = Annotated[
     str,
@@ -113,15 +145,37 @@ OperatorCode = Annotated[
 Tag = Annotated[
     str,
     BeforeValidator(tag),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH, "pattern": _STORABLE}
+    ),
 ]
-TimeZoneName = Annotated[
-    str, BeforeValidator(time_zone), WithJsonSchema({"type": "string", "format": "iana-tz"})
-]
+# A named alias, so that the ~600 zone names are one component of the OpenAPI document
+# (#/components/schemas/TimeZoneName), referenced wherever a zone is accepted.
+TimeZoneName = TypeAliasType(
+    "TimeZoneName",
+    Annotated[
+        str,
+        BeforeValidator(time_zone),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": sorted(time_zone_names()),
+                "description": "An IANA time zone name, e.g. `Europe/Moscow`.",
+            }
+        ),
+    ],
+)
 MailingText = Annotated[
     str,
     BeforeValidator(mailing_text),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAILING_TEXT_MAX_LENGTH}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAILING_TEXT_MAX_LENGTH,
+            "pattern": _NOT_BLANK,
+        }
+    ),
 ]
 OffsetDateTime = Annotated[
     datetime,
@@ -134,6 +188,11 @@ Clock = Annotated[
     BeforeValidator(clock),
     WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
 ]
+
+
+# A field of a partial update that may be left out but not sent as null (null would mean
+# "no value", which these fields cannot have). The schema says so: no null branch.
+Omittable = Annotated[T | None, BeforeValidator(not_null), Field(json_schema_extra=_without_null)]
 
 
 def unique(values: list[str]) -> list[str]:

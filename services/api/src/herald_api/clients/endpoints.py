@@ -4,8 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from herald_api.clients import service
-from herald_api.clients.importer import CHUNK_ROWS, MAX_ERRORS, ImportFormat, import_clients
+from herald_api.clients import csv_header, service
+from herald_api.clients.importer import (
+    CHUNK_ROWS,
+    MAX_ERRORS,
+    MAX_LINE_BYTES,
+    ImportFormat,
+    import_clients,
+)
 from herald_api.clients.schemas import (
     ClientCreate,
     ClientPage,
@@ -82,10 +88,13 @@ _IMPORT_DESCRIPTION = f"""
 Imports many clients from the request body, streamed: memory does not grow with the file.
 
 * `text/csv`: a header row naming `phone` and `timezone`, optionally `operator_code` and
-  `tag`, in any order; then one client per line (`\\n` or `\\r\\n` line ends). Empty
-  optional fields take their defaults. A quoted field holding a line break is **not
-  supported**: every line is one record.
+  `tag`, each once, in any order and letter case (a name may be quoted or padded with
+  spaces); then one client per line (`\\n` or `\\r\\n` line ends). Empty optional
+  fields take their defaults. A quoted field holding a line break is **not supported**:
+  every line is one record. A body without such a header is a 422; the body schema's
+  pattern says exactly which headers are accepted.
 * `application/x-ndjson`: one JSON object per line, with the fields of `POST /clients`.
+  Any body is accepted: a line that is not such an object is reported in `errors`.
 
 Every line is validated with the rules of `POST /clients`; blank lines are skipped.
 Valid lines are written in chunks of {CHUNK_ROWS}, each committed on its own, so a
@@ -109,11 +118,16 @@ is overwritten and, within a chunk, the later of two lines with the same phone w
             "description": "The clients, one per line.",
             "content": {
                 ImportFormat.csv.value: {
-                    "schema": {"type": "string"},
+                    "schema": {
+                        "type": "string",
+                        "pattern": csv_header.body_pattern(MAX_LINE_BYTES),
+                    },
                     "example": "phone,timezone,tag\n79991234567,Europe/Moscow,vip\n",
                 },
                 ImportFormat.ndjson.value: {
-                    "schema": {"type": "string"},
+                    # Every body is accepted (the answer reports each line that is not a
+                    # client), so the schema constrains nothing.
+                    "schema": {"description": "One JSON object per line."},
                     "example": '{"phone": "79991234567", "timezone": "Europe/Moscow"}\n',
                 },
             },

@@ -20,7 +20,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_api.clients import repository
+from herald_api.clients import csv_header, repository
 from herald_api.clients.repository import StagedRow
 from herald_api.clients.schemas import ClientCreate, ImportResult, ImportRowError
 from herald_api.errors import ValidationFailed, validation_fields
@@ -32,8 +32,6 @@ log = structlog.get_logger()
 CHUNK_ROWS = 5000
 MAX_ERRORS = 1000
 MAX_LINE_BYTES = 16_384
-CSV_COLUMNS = frozenset({"phone", "timezone", "operator_code", "tag"})
-CSV_REQUIRED = ("phone", "timezone")
 _OPTIONAL_COLUMNS = ("operator_code", "tag")
 
 NumberedLine = tuple[int, bytes | None]  # None: the line was longer than MAX_LINE_BYTES
@@ -124,19 +122,13 @@ class CsvRows:
             text = line.decode()
         except UnicodeDecodeError:
             raise ValidationFailed.on("header", "the header line is not valid UTF-8") from None
-        try:
-            names = [name.strip().lower() for name in _csv_fields(text.removeprefix("\ufeff"))]
-        except RowRejected as exc:
-            raise ValidationFailed.on("header", exc.message) from None
-        unknown = [name for name in names if name not in CSV_COLUMNS]
-        missing = [name for name in CSV_REQUIRED if name not in names]
-        if unknown or missing or len(set(names)) != len(names):
+        if not csv_header.is_header(text):
             raise ValidationFailed.on(
                 "header",
                 "the first line must name the columns phone, timezone and optionally"
-                f" operator_code, tag, each once (found: {', '.join(names)[:200]})",
+                f" operator_code, tag, each once (found: {text[:200]})",
             )
-        self.columns = names
+        self.columns = csv_header.column_names(text)
 
     def parse(self, line: bytes) -> dict[str, Any]:
         assert self.columns is not None, "read_header comes first"

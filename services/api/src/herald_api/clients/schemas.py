@@ -2,9 +2,9 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from herald_api.validation import OperatorCode, Phone, Tag, TimeZoneName
+from herald_api.validation import Omittable, OperatorCode, Phone, Tag, TimeZoneName
 
 _PHONE_DESCRIPTION = (
     "Phone number: 11 digits starting with 7, as a string (an integer is accepted and"
@@ -42,33 +42,26 @@ class ClientCreate(BaseModel):
 
 
 class ClientUpdate(BaseModel):
-    """Only the fields sent change. ``tag`` may be null (no tag); the others may not."""
+    """Only the fields sent change. ``tag`` may be null (no tag); the others may be left out
+    but not null."""
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: Phone | None = Field(
+    phone: Omittable[Phone] = Field(
         default=None,
         description=_PHONE_DESCRIPTION
         + " Changing it without `operator_code` re-derives the operator code from it.",
         examples=["79991234567"],
     )
-    operator_code: OperatorCode | None = Field(
+    operator_code: Omittable[OperatorCode] = Field(
         default=None, description=_OPERATOR_CODE_DESCRIPTION, examples=["999"]
     )
     tag: Tag | None = Field(
         default=None, description=_TAG_DESCRIPTION + " null removes the tag.", examples=["vip"]
     )
-    timezone: TimeZoneName | None = Field(
+    timezone: Omittable[TimeZoneName] = Field(
         default=None, description=_TIMEZONE_DESCRIPTION, examples=["Asia/Yekaterinburg"]
     )
-
-    @field_validator("phone", "operator_code", "timezone", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Validators do not run for omitted fields, so this rejects only an explicit null.
-        if value is None:
-            raise ValueError("must not be null")
-        return value
 
 
 class ClientRead(BaseModel):

@@ -16,6 +16,7 @@ from herald_api.validation import (
     Clock,
     MailingText,
     OffsetDateTime,
+    Omittable,
     OperatorCode,
     Tag,
     unique,
@@ -62,10 +63,18 @@ Tags = Annotated[
 ]
 
 _TEXT_DESCRIPTION = f"The message text: not blank, at most {MAILING_TEXT_MAX_LENGTH} characters."
-_START_DESCRIPTION = "When sending may start: RFC 3339 with an offset (a naive time is a 422)."
+# JSON Schema cannot compare two fields, so the one cross-field rule is stated in words.
+_BEFORE_END = (
+    " Must be before end_at (after a partial update, the stored one if end_at is not sent):"
+    " a rule between two fields that the schema cannot express, so a body breaking it is"
+    " schema-valid and still a 422."
+)
+_START_DESCRIPTION = (
+    "When sending may start: RFC 3339 with an offset (a naive time is a 422)." + _BEFORE_END
+)
 _END_DESCRIPTION = (
-    "When sending must stop, after start_at: RFC 3339 with an offset. Nothing is sent at"
-    " or after it; what is unsent then expires."
+    "When sending must stop: RFC 3339 with an offset. Nothing is sent at or after it; what"
+    " is unsent then expires. Must be after start_at (see start_at)."
 )
 _FILTER_DESCRIPTION = (
     "Which clients get the mailing: a client matches when it matches every list given."
@@ -98,7 +107,11 @@ class SendWindow(BaseModel):
 
     start: Clock = Field(description="Local time sending may begin, HH:MM.", examples=["09:00"])
     end: Clock = Field(
-        description="Local time sending stops, HH:MM; differs from start.", examples=["21:00"]
+        description=(
+            "Local time sending stops, HH:MM. Must differ from start: a rule between two"
+            " fields that the schema cannot express."
+        ),
+        examples=["21:00"],
     )
 
     @field_validator("end")
@@ -144,17 +157,18 @@ class MailingCreate(BaseModel):
 
 
 class MailingUpdate(BaseModel):
-    """Only the fields sent change; the merged mailing must still be valid."""
+    """Only the fields sent change; the merged mailing must still be valid. ``filter`` and
+    ``send_window`` may be null (removed); the others may be left out but not null."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: MailingText | None = Field(
+    text: Omittable[MailingText] = Field(
         default=None, description=_TEXT_DESCRIPTION, examples=["Spring sale: -30% today"]
     )
-    start_at: OffsetDateTime | None = Field(
+    start_at: Omittable[OffsetDateTime] = Field(
         default=None, description=_START_DESCRIPTION, examples=["2030-03-01T10:00:00+03:00"]
     )
-    end_at: OffsetDateTime | None = Field(
+    end_at: Omittable[OffsetDateTime] = Field(
         default=None, description=_END_DESCRIPTION, examples=["2030-03-03T21:00:00+03:00"]
     )
     filter: MailingFilter | None = Field(
@@ -167,14 +181,6 @@ class MailingUpdate(BaseModel):
         description=_WINDOW_DESCRIPTION + " null removes the window.",
         examples=[{"start": "22:00", "end": "06:00"}],
     )
-
-    @field_validator("text", "start_at", "end_at", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Validators do not run for omitted fields, so this rejects only an explicit null.
-        if value is None:
-            raise ValueError("must not be null")
-        return value
 
 
 class MailingFilterRead(BaseModel):
