@@ -8,6 +8,7 @@ import structlog
 from fastapi import Depends, FastAPI
 
 from herald_api import health
+from herald_api.allowed_methods import AllowedMethodsMiddleware
 from herald_api.clients.endpoints import router as clients_router
 from herald_api.deps import ApiState, authenticate
 from herald_api.docs import install_docs
@@ -101,6 +102,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_docs(app)
 
     # Added last runs first: the context middleware wraps everything, including the 413s.
+    app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.api_max_body_bytes,
