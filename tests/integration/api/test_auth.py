@@ -1,8 +1,12 @@
 """API keys: what gets a 401, what stays open, and what the access log records."""
 
+import re
+
 import httpx
 import pytest
 import structlog
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -95,6 +99,62 @@ async def test_a_revoked_key_stops_working_at_once(
 
     _assert_unauthorized(response)
     assert response.json()["error"]["message"] == "revoked API key"
+
+
+def _routes_with_a_body(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, concrete path) under /api/v1 that takes a request body."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        for method in sorted(route.methods or ()):
+            if path.startswith("/api/v1/") and method in ("POST", "PATCH", "PUT"):
+                found.append((method, re.sub(r"\{[^}]+\}", "1", path)))
+    return found
+
+
+MALFORMED = b'{"phone": "7999'
+
+
+async def test_nothing_is_parsed_before_authentication(
+    app: FastAPI, anonymous: httpx.AsyncClient, api_key: str
+) -> None:
+    """A malformed body without a key is a 401, not a 422 that describes the endpoint."""
+    routes = _routes_with_a_body(app)
+    assert len(routes) >= 5
+
+    for method, path in routes:
+        for content_type in ("application/json", "text/csv"):
+            response = await anonymous.request(
+                method, path, content=MALFORMED, headers={"Content-Type": content_type}
+            )
+            _assert_unauthorized(response)
+
+
+async def test_a_malformed_body_with_a_key_is_a_422_naming_the_body(
+    api: httpx.AsyncClient,
+) -> None:
+    for method, path in [("POST", "/api/v1/clients"), ("POST", "/api/v1/mailings")]:
+        response = await api.request(
+            method, path, content=MALFORMED, headers={"Content-Type": "application/json"}
+        )
+
+        assert response.status_code == 422, response.text
+        [field] = response.json()["error"]["fields"]
+        assert field["field"] == "body"
+        assert "not valid JSON" in field["message"]
+
+
+async def test_endpoints_still_get_the_caller_the_middleware_found(
+    api: httpx.AsyncClient,
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        response = await api.post(
+            "/api/v1/clients", json={"phone": "79991234567", "timezone": "UTC"}
+        )
+
+    assert response.status_code == 201
+    [line] = [entry for entry in logs if entry["event"] == "http.request"]
+    assert line["api_key_name"] == "tests"
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/openapi.json"])

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from herald_api import health
 from herald_api.allowed_methods import AllowedMethodsMiddleware
 from herald_api.clients.endpoints import router as clients_router
-from herald_api.deps import ApiState, authenticate
+from herald_api.deps import ApiState
 from herald_api.docs import install_docs
 from herald_api.error_handlers import install_error_handlers
 from herald_api.errors import error_responses
@@ -95,7 +95,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for router in (clients_router, mailings_router, stats_router):
         app.include_router(
             router,
-            dependencies=[Depends(authenticate), Depends(bind_path_ids)],
+            # Their routes are AuthenticatedRoutes: the key is checked before the body is read.
+            dependencies=[Depends(bind_path_ids)],
             responses=error_responses(401),
         )
     app.include_router(health.router)

@@ -50,6 +50,8 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
+CALLER_STATE = "caller"
+
 bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="hk_<prefix>_<secret>",
@@ -57,17 +59,30 @@ bearer = HTTPBearer(
 )
 
 
-async def authenticate(
-    request: Request,
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Caller:
+async def authenticate_request(request: Request, state: ApiState) -> Caller:
+    """The caller named by the request's key, remembered on the request; 401 without one."""
+    credentials = await bearer(request)
     if credentials is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     # A session of its own: a long request (a bulk import) must not hold this one open.
     async with state.sessionmaker() as session:
         caller = await auth_service.authenticate(session, credentials.credentials)
     setattr(request.state, API_KEY_NAME_STATE, caller.name)
+    setattr(request.state, CALLER_STATE, caller)
+    return caller
+
+
+async def authenticate(
+    request: Request,
+    state: StateDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The request's caller. ``auth.route.AuthenticatedRoute`` declares this dependency
+    (through ``bearer`` it documents the scheme in OpenAPI) and has found the caller before
+    the body was read; on any other route it authenticates by itself."""
+    caller: Caller | None = getattr(request.state, CALLER_STATE, None)
+    if caller is None:
+        caller = await authenticate_request(request, state)
     return caller
 
 

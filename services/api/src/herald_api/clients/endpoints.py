@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from herald_api.auth.route import AuthenticatedRoute
 from herald_api.clients import csv_header, service
 from herald_api.clients.importer import (
     CHUNK_ROWS,
@@ -25,7 +26,7 @@ from herald_api.pagination import Cursor, Limit, decode_cursor, next_cursor
 from herald_api.params import API_PREFIX, ClientId, example
 from herald_api.validation import OperatorCode, Tag
 
-router = APIRouter(prefix=f"{API_PREFIX}/clients", tags=["clients"])
+router = APIRouter(prefix=f"{API_PREFIX}/clients", tags=["clients"], route_class=AuthenticatedRoute)
 
 TagFilter = Annotated[
     Tag | None,

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from herald_api.auth.route import AuthenticatedRoute
 from herald_api.deps import SessionDep
 from herald_api.errors import error_responses
 from herald_api.mailings import service
@@ -19,7 +20,9 @@ from herald_api.pagination import Cursor, Limit, decode_cursor, next_cursor
 from herald_api.params import API_PREFIX, MailingId, example
 from herald_common.domain import MailingStatus, MessageStatus
 
-router = APIRouter(prefix=f"{API_PREFIX}/mailings", tags=["mailings"])
+router = APIRouter(
+    prefix=f"{API_PREFIX}/mailings", tags=["mailings"], route_class=AuthenticatedRoute
+)
 
 
 @router.post(

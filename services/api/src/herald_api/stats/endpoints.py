@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from herald_api.auth.route import AuthenticatedRoute
 from herald_api.deps import SessionDep
 from herald_api.errors import error_responses
 from herald_api.pagination import Cursor, Limit, decode_cursor
@@ -9,7 +10,7 @@ from herald_api.params import API_PREFIX, MailingId
 from herald_api.stats import service
 from herald_api.stats.schemas import MailingStats, StatsPage
 
-router = APIRouter(prefix=API_PREFIX, tags=["stats"])
+router = APIRouter(prefix=API_PREFIX, tags=["stats"], route_class=AuthenticatedRoute)
 
 
 @router.get(
