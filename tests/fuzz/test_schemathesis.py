@@ -1,5 +1,7 @@
 """Schemathesis over every operation of /openapi.json, with a valid key, against a running
-herald-api: no 5xx and no response that breaks the documented schema."""
+herald-api, with every check and the stateful phase: no 5xx, no response that breaks the
+documented schema, and no request the schema allows that is rejected (or the reverse),
+but for the cross-field rules tests/fuzz/hooks.py names."""
 
 import os
 import subprocess
@@ -53,15 +55,10 @@ def api_server(
         migrate.drop_database(database_url)
 
 
-CHECKS = ",".join(
-    (
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    )
-)
+# use_after_free (ST301) wants a deleted mailing to be a 404, but DELETE /mailings/{id}
+# cancels it and it stays readable as `cancelled`. The operator-controls issue (an explicit
+# cancel, DELETE becoming a true delete) settles that; until then this one check is off.
+EXCLUDED_CHECKS = "use_after_free"
 
 
 def test_api_conforms_to_its_schema(api_server: tuple[str, str]) -> None:
@@ -74,7 +71,9 @@ def test_api_conforms_to_its_schema(api_server: tuple[str, str]) -> None:
             "--header",
             f"Authorization: Bearer {key}",
             "--checks",
-            CHECKS,
+            "all",
+            "--exclude-checks",
+            EXCLUDED_CHECKS,
             "--max-examples",
             "30",
             "--seed",
