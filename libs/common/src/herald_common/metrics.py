@@ -40,8 +40,15 @@ HTTP_LATENCY = Histogram(
 )
 MESSAGES_FINAL = Counter(
     "herald_messages_final_total",
-    "Messages that reached a final status, as applied to the ledger.",
+    "Messages that reached a final status, as applied to the ledger: each message once, by"
+    " the first final status it reached.",
     ["status"],
+)
+MESSAGES_SENT_LATE = Counter(
+    "herald_messages_sent_late_total",
+    "Messages already expired or cancelled (counted so in herald_messages_final_total) that"
+    " a late sent moved to sent: the API accepted a request that was in flight.",
+    ["replaced"],
 )
 SEND_ATTEMPTS = Counter(
     "herald_send_attempts_total",

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.contracts import MessageOutcome, MessagesProgressed
 from herald_common.faults import FAULTS, describe
-from herald_common.metrics import LEDGER_BATCH_SIZE, LEDGER_LAG, MESSAGES_FINAL
+from herald_common.metrics import (
+    LEDGER_BATCH_SIZE,
+    LEDGER_LAG,
+    MESSAGES_FINAL,
+    MESSAGES_SENT_LATE,
+)
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger
 from herald_scheduler.transitions import latest_outcomes
@@ -192,6 +197,8 @@ class LedgerWriter:
             LEDGER_LAG.observe(max(0.0, (now - outcome.at).total_seconds()))
         for status, count in moves.finals.items():
             MESSAGES_FINAL.labels(status=status.value).inc(count)
+        for status, count in moves.left_final.items():
+            MESSAGES_SENT_LATE.labels(replaced=status.value).inc(count)
         log.info("ledger.applied", count=moves.total, ignored=received - moves.total)
 
 

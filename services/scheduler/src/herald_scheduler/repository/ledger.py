@@ -52,7 +52,8 @@ _ADD_DELTAS = ",\n        ".join(f"{s} = k.{s} + excluded.{s}" for s in _COUNTED
 _COUNTER_COLUMNS = ", ".join(_COUNTED)
 
 # Appended to a statement whose last CTE is `moved`: per-mailing deltas, added to the
-# counters in mailing_id order; the statement returns how many rows moved to each status.
+# counters in mailing_id order; the statement returns how many rows moved to each status,
+# apart by the final status they left if they were final already (a late `sent`).
 _COUNT_MOVES = f"""
 , deltas AS (
     SELECT mailing_id,
@@ -75,7 +76,11 @@ _COUNT_MOVES = f"""
         last_sent_at = greatest(k.last_sent_at, excluded.last_sent_at)
     RETURNING 1
 )
-SELECT new_status, count(*) AS n FROM moved GROUP BY new_status
+SELECT new_status,
+       CASE WHEN old_status IN ({_FINAL}) THEN old_status END AS left_final,
+       count(*) AS n
+FROM moved
+GROUP BY 1, 2
 """
 
 
@@ -96,9 +101,11 @@ _FORWARD = f"""(
 
 @dataclass(frozen=True)
 class Moves:
-    """How many messages a statement moved, by the status they moved to."""
+    """How many messages a statement moved, by the status they moved to; and of those,
+    how many left a final status (a late ``sent`` over expired or cancelled), by that one."""
 
     by_status: Counter[MessageStatus] = field(default_factory=Counter)
+    left_final: Counter[MessageStatus] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -108,16 +115,27 @@ class Moves:
         return self.by_status[status]
 
     def __add__(self, other: "Moves") -> "Moves":
-        return Moves(self.by_status + other.by_status)
+        return Moves(self.by_status + other.by_status, self.left_final + other.left_final)
 
     @property
     def finals(self) -> dict[MessageStatus, int]:
-        return {s: n for s, n in self.by_status.items() if s in FINAL_STATUSES and n}
+        """Messages that reached a final status, by the first one they reached: a row that
+        was final already is not counted again (it is in ``left_final``)."""
+        reached = Counter({s: n for s, n in self.by_status.items() if s in FINAL_STATUSES})
+        # The forward rule lets only a `sent` leave a final status.
+        reached[MessageStatus.sent] -= sum(self.left_final.values())
+        return {status: n for status, n in reached.items() if n > 0}
 
 
 async def _moves(session: AsyncSession, sql: str, params: dict[str, object]) -> Moves:
     result = await session.execute(text(sql), params)
-    return Moves(Counter({MessageStatus(row.new_status): int(row.n) for row in result}))
+    by_status: Counter[MessageStatus] = Counter()
+    left_final: Counter[MessageStatus] = Counter()
+    for row in result:
+        by_status[MessageStatus(row.new_status)] += int(row.n)
+        if row.left_final is not None:
+            left_final[MessageStatus(row.left_final)] += int(row.n)
+    return Moves(by_status, left_final)
 
 
 @dataclass(frozen=True)
