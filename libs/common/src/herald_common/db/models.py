@@ -130,6 +130,11 @@ class Message(Base):
     error_class: Mapped[str | None] = mapped_column(String(32))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The command that may send this row now (see herald_scheduler.dispatcher); a
+    # command with another token is a stale copy and sends nothing.
+    dispatch_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Until when that command holds the row; past it, the row goes back to scheduled.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
@@ -147,6 +152,11 @@ class Message(Base):
             "mailing_id",
             "error_class",
             postgresql_where=sql_text("error_class IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_lease_until",
+            "lease_until",
+            postgresql_where=sql_text("status IN ('queued', 'retrying')"),
         ),
         Index(
             "ix_messages_client_id_unsent",
