@@ -30,7 +30,7 @@ BASE_DATABASE_URL = os.environ.get(
 BASE_AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RUN_ID = uuid.uuid4().hex[:8]
 
-LEDGER_TABLES = "messages, mailing_counters, outbox, mailings, clients, api_keys"
+LEDGER_TABLES = "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys"
 
 
 def _reachable(host: str | None, port: int | None) -> bool:

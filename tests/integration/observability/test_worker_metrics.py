@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from herald_common.db.models import MailingCounters
 from herald_common.domain import MessageStatus
 from herald_scheduler import ledger_gauge
-from herald_sender.repository import load_messages
+from herald_sender.repository import take_messages
 from tests.integration.sender.factories import create_mailing, create_messages
 
 
@@ -50,7 +50,7 @@ async def test_the_sender_reads_each_messages_client(clean_db: AsyncEngine) -> N
     message_ids = await create_messages(clean_db, mailing_id, 3, first_client_id=40)
 
     async with clean_db.connect() as connection:
-        states = await load_messages(connection, message_ids)
+        states = await take_messages(connection, message_ids, None, 60.0)
 
     assert sorted((state.id, state.client_id) for state in states) == list(
         zip(message_ids, [40, 41, 42], strict=True)

@@ -3,10 +3,11 @@
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import insert, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald_common.contracts import MessageRef, SendMessages
-from herald_common.db.models import Mailing, Message
+from herald_common.db.models import Client, Mailing, Message
 
 
 async def create_mailing(
@@ -58,7 +59,19 @@ async def create_messages(
         }
         for client_id in range(first_client_id, first_client_id + count)
     ]
+    # Senders judge the mailing's filter by the client's row: every message has one.
+    clients = [
+        {
+            "id": row["client_id"],
+            "phone": row["phone"],
+            "operator_code": "900",
+            "tag": None,
+            "timezone": timezone,
+        }
+        for row in rows
+    ]
     async with engine.begin() as connection:
+        await connection.execute(postgresql.insert(Client).values(clients).on_conflict_do_nothing())
         result = await connection.execute(insert(Message).values(rows).returning(Message.id))
         return sorted(result.scalars().all())
 

@@ -127,7 +127,7 @@ async def test_no_request_at_or_after_the_end_a_hanging_one_expires(
     assert (await stub.stats())["requests"] == 3
 
 
-async def test_outside_window_is_deferred_to_the_next_opening(
+async def test_outside_window_goes_back_to_scheduled_due_at_the_next_opening(
     db: AsyncEngine,
     broker: Broker,
     stub: Stub,
@@ -145,16 +145,15 @@ async def test_outside_window_is_deferred_to_the_next_opening(
     async with running_sender(sender_settings()):
         await broker.send(send_command(mailing_id, ids, attempts=1))
         event = await broker.next_event()
-        deferred = await broker.deferred("10m")
     opening = first_due_at(datetime.now(UTC), end_at, tokyo, window)
     assert opening is not None
     for outcome in event.outcomes:
-        assert outcome.status is MessageStatus.retrying
+        # Handed back to the dispatcher: no delay-queue copy bounces while it waits.
+        assert outcome.status is MessageStatus.scheduled
         assert outcome.error_class == "outside_window"
         assert outcome.next_attempt_at == opening
         assert outcome.attempts == 1  # a wait is not an attempt
-    assert sorted((ref.id, ref.attempts) for ref in deferred.messages) == [(i, 1) for i in ids]
-    assert deferred.mailing_id == mailing_id
+    assert await broker.depth("herald.retry.10m") == 0
     assert await stub.received() == []
 
 
@@ -329,12 +328,12 @@ async def test_a_sql_bug_parks_the_command_instead_of_retrying_it_forever(
     ids = await create_messages(db, mailing_id, 2)
     reads = 0
 
-    async def query_with_a_bug(connection: object, message_ids: object) -> None:
+    async def query_with_a_bug(connection: object, *args: object) -> None:
         nonlocal reads
         reads += 1
         raise ProgrammingError("SELECT ...", {}, Exception('column "x" does not exist'))
 
-    monkeypatch.setattr("herald_sender.consumer.load_messages", query_with_a_bug)
+    monkeypatch.setattr("herald_sender.consumer.take_messages", query_with_a_bug)
     labels = {"reason": "bug"}
     before = REGISTRY.get_sample_value("herald_sender_commands_dead_lettered_total", labels)
     async with running_sender(sender_settings()):

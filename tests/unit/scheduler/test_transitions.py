@@ -1,5 +1,6 @@
 """The forward rule and the folding of a batch's outcomes to one per message."""
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -98,3 +99,32 @@ def test_fold_lets_sent_win_over_a_contradicting_failure() -> None:
 def test_fold_keeps_a_final_over_a_later_retry() -> None:
     folded = latest_outcomes([outcome(S.expired, 1), outcome(S.retrying, 2)])
     assert [o.status for o in folded] == [S.expired]
+
+
+TOKEN = uuid.UUID(int=1)
+OTHER = uuid.UUID(int=2)
+
+
+@pytest.mark.parametrize(
+    ("row", "row_token", "token", "applies"),
+    [
+        # The dispatch that holds the row may hand it back to wait for its window.
+        (S.queued, TOKEN, TOKEN, True),
+        (S.retrying, TOKEN, TOKEN, True),
+        # A stale copy may not: the row was dispatched again under another token.
+        (S.queued, OTHER, TOKEN, False),
+        (S.queued, None, None, False),
+        # Nor may it undo a status that no command holds.
+        (S.scheduled, TOKEN, TOKEN, False),
+        (S.sent, TOKEN, TOKEN, False),
+        (S.expired, TOKEN, TOKEN, False),
+    ],
+)
+def test_only_the_holding_dispatch_hands_a_row_back(
+    row: S, row_token: uuid.UUID | None, token: uuid.UUID | None, applies: bool
+) -> None:
+    assert outcome_applies(row, 0, S.scheduled, 0, row_token=row_token, token=token) is applies
+
+
+def test_a_scheduled_outcome_with_fewer_attempts_is_stale() -> None:
+    assert not outcome_applies(S.retrying, 2, S.scheduled, 1, row_token=TOKEN, token=TOKEN)

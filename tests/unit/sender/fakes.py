@@ -9,7 +9,7 @@ from herald_common.contracts import MessageRef, SendMessages
 from herald_sender.circuit import CircuitBreaker
 from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.probe_client import ProbeResponse, ProbeTransportError
-from herald_sender.repository import MessageState
+from herald_sender.repository import MailingTerms, MessageState
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 OK_BODY = b'{"code": 0, "message": "OK"}'
@@ -98,6 +98,8 @@ def message_state(
     window: tuple[time, time] | None = None,
     timezone: str = "UTC",
     cancelled: bool = False,
+    start_at: datetime | None = None,
+    operator_code: str = "900",
 ) -> MessageState:
     return MessageState(
         id=message_id,
@@ -105,11 +107,36 @@ def message_state(
         phone=f"7900{message_id:07d}",
         timezone=timezone,
         attempts=attempts,
+        client_id=message_id,
+        operator_code=operator_code,
+        tag=None,
+        terms=terms(
+            text=text, start_at=start_at, end_at=end_at, window=window, cancelled=cancelled
+        ),
+    )
+
+
+def terms(
+    *,
+    revision: int = 1,
+    text: str = "hello",
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    window: tuple[time, time] | None = None,
+    cancelled: bool = False,
+    operator_codes: list[str] | None = None,
+) -> MailingTerms:
+    return MailingTerms(
+        id=7,
+        revision=revision,
         text=text,
+        start_at=start_at or START - timedelta(hours=1),
         end_at=end_at or START + timedelta(hours=1),
         send_window_start=window[0] if window else None,
         send_window_end=window[1] if window else None,
         cancelled_at=START if cancelled else None,
+        filter_operator_codes=operator_codes,
+        filter_tags=None,
     )
 
 

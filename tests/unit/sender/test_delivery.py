@@ -3,7 +3,6 @@
 import asyncio
 from datetime import time, timedelta
 
-from herald_common.broker.topology import retry_tier_for
 from herald_common.contracts import MessagesProgressed
 from herald_common.domain import MessageStatus
 from herald_common.send_window import SendWindow, first_due_at, zone
@@ -68,7 +67,7 @@ async def test_expired_without_a_request_once_the_end_has_passed() -> None:
     assert outcome["error_class"] is ErrorClass.end_reached
 
 
-async def test_outside_window_deferred_to_the_next_opening_without_an_attempt() -> None:
+async def test_outside_window_goes_back_to_scheduled_due_at_the_next_opening() -> None:
     probe = FakeProbe(FakeClock())
     end_at = START + timedelta(days=2)
     # 12:00 UTC is 15:00 in Moscow: outside 18:00-21:00.
@@ -81,13 +80,13 @@ async def test_outside_window_deferred_to_the_next_opening_without_an_attempt() 
     [outcome] = report.outcomes
     opening = first_due_at(START, end_at, zone("Europe/Moscow"), SendWindow(*window))
     assert opening == START + timedelta(hours=3)
-    assert outcome["status"] is MessageStatus.retrying
+    # Handed back to the dispatcher, due at the opening: no delay-queue copy goes around
+    # every 10 minutes while the window is closed.
+    assert outcome["status"] is MessageStatus.scheduled
     assert outcome["error_class"] is ErrorClass.outside_window
     assert outcome["next_attempt_at"] == opening
     assert outcome["attempts"] == 2
-    [(tier, refs)] = report.deferred.items()
-    assert tier == retry_tier_for(3 * 3600)
-    assert [(ref.id, ref.attempts) for ref in refs] == [(1, 2)]
+    assert report.deferred == {}
 
 
 async def test_outside_window_with_no_opening_before_the_end_expires() -> None:
@@ -342,7 +341,7 @@ async def test_report_builds_one_valid_status_event_and_deferred_commands() -> N
         (1, MessageStatus.sent),
         (2, MessageStatus.retrying),
     }
-    [(tier, deferred)] = report.deferred_commands(7, "corr-1")
+    [(tier, deferred)] = report.deferred_commands(7, "corr-1", None)
     assert tier.name == "5s"
     assert deferred.mailing_id == 7
     assert [(ref.id, ref.attempts) for ref in deferred.messages] == [(2, 3)]
@@ -352,7 +351,7 @@ async def test_no_event_when_every_message_was_skipped() -> None:
     probe = FakeProbe(FakeClock())
     report = await courier(probe).deliver(command(1), [state(1, status="sent")])
     assert report.status_event("corr-1") is None
-    assert report.deferred_commands(7, "corr-1") == []
+    assert report.deferred_commands(7, "corr-1", None) == []
 
 
 def test_mask_phone_hides_the_middle() -> None:

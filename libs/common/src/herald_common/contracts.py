@@ -77,6 +77,10 @@ class SendMessages(Envelope):
     type: Literal["send_messages"] = "send_messages"
     mailing_id: int
     messages: list[MessageRef]
+    # The dispatch this command belongs to: a sender sends only rows that still carry it,
+    # so a command published twice, or one re-dispatched after its lease ran out, sends
+    # nothing twice. A deferred copy carries its original's token.
+    token: uuid.UUID | None = None
 
 
 class MessageOutcome(BaseModel):
@@ -90,6 +94,8 @@ class MessageOutcome(BaseModel):
     error_class: str | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None
+    # The dispatch token of the command that produced this outcome (see SendMessages).
+    token: uuid.UUID | None = None
 
 
 class MessagesProgressed(Envelope):

@@ -93,6 +93,16 @@ SENDER_CLOCK_OFFSET = Gauge(
     " by the database's).",
     multiprocess_mode="liveall",
 )
+LEASES_EXPIRED = Counter(
+    "herald_messages_lease_expired_total",
+    "Queued or retrying messages given back to the dispatcher because no command held them"
+    " any more (a lost command, a dead sender).",
+)
+SENDER_STALE_MESSAGES = Counter(
+    "herald_sender_stale_messages_total",
+    "Messages a sender skipped because its command's dispatch token was no longer theirs"
+    " (a copy of a command whose messages were dispatched again, or already settled).",
+)
 SENDER_COMMANDS_DEAD_LETTERED = Counter(
     "herald_sender_commands_dead_lettered_total",
     "Send commands a sender parked in herald.dead: unreadable, or a bug met processing them.",
@@ -203,3 +213,10 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
+
+
+CLIENTS_CAUGHT_UP = Counter(
+    "herald_clients_caught_up_total",
+    "Clients the scheduler's catch-up pass reconciled because no client event had done so"
+    " within its grace period (the event was lost, dead-lettered or late).",
+)

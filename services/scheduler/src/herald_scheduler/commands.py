@@ -1,5 +1,6 @@
 """Turn claimed ledger rows into send commands: one mailing per command, bounded size."""
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ def commands_for(claimed: Sequence[ClaimedMessage], batch_size: int) -> list[Sen
                     mailing_id=mailing_id,
                     correlation_id=batch[0].correlation_id,
                     messages=[MessageRef(id=m.id, attempts=m.attempts) for m in batch],
+                    token=uuid.uuid4(),
                 )
             )
     return commands

@@ -1,8 +1,13 @@
-"""Dispatch due messages: claim, publish send commands with confirms, mark queued, commit.
+"""Dispatch due messages: claim, mark queued under a dispatch token, commit, then publish.
 
-Commands are published before the transaction commits: a crash in between re-sends a
-command (the sender dedupes on the ledger) instead of losing one. ``SKIP LOCKED`` lets
-any number of dispatchers, in any number of replicas, share the work.
+The rows are committed before their commands are published, each row carrying the
+token of its command and a lease. A command published twice, or one that turns up
+after its rows were dispatched again, finds another token on them and sends nothing,
+so no fault of the scheduler sends a message twice. A command that is never published
+(the broker gone, a crash before publishing) is not lost either: its rows go back to
+``scheduled`` at once when the dispatcher sees the failure, or when the lease runs out
+(see ``herald_scheduler.sweeper``). ``SKIP LOCKED`` lets any number of dispatchers, in
+any number of replicas, share the work.
 """
 
 import asyncio
@@ -40,36 +45,68 @@ class Dispatcher:
         batch_size: int,
         interval: float,
         wakeup: asyncio.Event,
+        lease_seconds: float = ledger.DEFAULT_LEASE_SECONDS,
+        max_queued: int = 20_000,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._exchange = send_exchange
         self._claim = claim
+        self._lease_seconds = lease_seconds
+        self._max_queued = max_queued
         self._batch_size = batch_size
         self._interval = interval
         self._wakeup = wakeup
         self._gauge_updated = 0.0
 
     async def dispatch_once(self) -> int:
-        """One claim, publish, mark-queued transaction; the number of messages queued."""
+        """Claim and commit a dispatch, then publish it; the number of messages queued."""
         async with self._sessionmaker.begin() as session:
-            claimed = await ledger.claim_due(session, self._claim)
+            room = self._max_queued - await ledger.count_queued(session)
+            if room <= 0:
+                return 0
+            claimed = await ledger.claim_due(session, min(self._claim, room))
             if not claimed:
                 return 0
             commands = commands_for(claimed, self._batch_size)
-            await self._publish_all(commands)
-            await ledger.mark_queued(session, [message.id for message in claimed])
-        self._log_queued(commands)
+            dispatch = await ledger.mark_queued(session, commands, self._lease_seconds)
+        unpublished, error = await self._publish_all(commands)
+        failed = {id(command) for command in unpublished}
+        self._log_queued([command for command in commands if id(command) not in failed])
+        if error is not None:
+            await self._release(unpublished, dispatch.lease_until)
+            # Raised for the loop's backoff: the broker is likely down.
+            raise error
         return len(claimed)
 
-    async def _publish_all(self, commands: list[SendMessages]) -> None:
-        """Publish concurrently and wait for every confirm; the first failure is raised."""
+    async def _publish_all(
+        self, commands: list[SendMessages]
+    ) -> tuple[list[SendMessages], BaseException | None]:
+        """Publish concurrently and wait for every confirm; those not confirmed, and why."""
+        tasks = [asyncio.ensure_future(self._publish(command)) for command in commands]
+        done, pending = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        failed = [
+            command
+            for command, task in zip(commands, tasks, strict=True)
+            if task not in done or task.exception() is not None
+        ]
+        if not failed:
+            return [], None
+        errors = [error for t in tasks if t in done and (error := t.exception()) is not None]
+        return failed, errors[0] if errors else TimeoutError("publish confirms timed out")
+
+    async def _release(self, unpublished: list[SendMessages], lease_until: datetime) -> None:
+        """Give unpublished commands' rows back to the next claim; if the database is gone
+        too, their leases run out instead."""
         try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT), asyncio.TaskGroup() as group:
-                for command in commands:
-                    group.create_task(self._publish(command))
-        except ExceptionGroup as errors:
-            # The loop tells outages from bugs by the exception's type, not the group's.
-            raise errors.exceptions[0] from errors
+            async with self._sessionmaker.begin() as session:
+                moves = await ledger.release_unpublished(session, unpublished, lease_until)
+        except FAULTS as error:
+            log.warning("dispatch.release_failed", error=describe(error))
+            return
+        log.info("dispatch.released", commands=len(unpublished), count=moves.total)
 
     async def _publish(self, command: SendMessages) -> None:
         message = to_message(

@@ -98,9 +98,11 @@ class LedgerWriter:
         *,
         batch_size: int,
         batch_wait: float,
+        lease_seconds: float = ledger.DEFAULT_LEASE_SECONDS,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._batch_wait = batch_wait
+        self._lease_seconds = lease_seconds
         self._buffer = OutcomeBuffer(batch_size)
 
     async def on_delivery(self, message: AbstractIncomingMessage) -> None:
@@ -187,7 +189,7 @@ class LedgerWriter:
         received = sum(len(delivery.outcomes) for delivery in batch)
         if outcomes:
             async with self._sessionmaker.begin() as session:
-                moves = await ledger.apply_outcomes(session, outcomes)
+                moves = await ledger.apply_outcomes(session, outcomes, self._lease_seconds)
         else:
             moves = ledger.Moves()
         await _ack_all(batch)

@@ -21,11 +21,12 @@ from herald_common.broker.topology import (
 from herald_common.db.engine import create_engine, create_sessionmaker
 from herald_common.faults import FAULTS, describe
 from herald_scheduler import events, ledger_gauge, ledger_writer
+from herald_scheduler.client_catch_up import ClientJournalReconciler, run_client_catch_up
 from herald_scheduler.dispatcher import Dispatcher
 from herald_scheduler.events import DomainEventConsumer
 from herald_scheduler.ledger_writer import LedgerWriter
 from herald_scheduler.pacing import Backoff, wait_any
-from herald_scheduler.reconciler import Reconciler, run_catch_up
+from herald_scheduler.reconciler import run_catch_up
 from herald_scheduler.settings import ScheduleSettings
 from herald_scheduler.sweeper import Sweeper
 
@@ -41,7 +42,8 @@ log = structlog.get_logger()
 
 async def run_scheduler(settings: ScheduleSettings, stopping: asyncio.Event) -> None:
     """Run every loop until ``stopping`` is set (or the task is cancelled)."""
-    reconciles = settings.event_concurrency + 1
+    # The event handlers, the mailing catch-up and the client catch-up reconcile.
+    reconciles = settings.event_concurrency + 2
     engine = create_engine(
         settings,
         pool_size=max(
@@ -80,6 +82,11 @@ class _Channels:
         self.events = events
         self.status = status
         self.topology = topology
+
+    async def status_backlog(self) -> int:
+        """Status events waiting in the broker (not counting those the writer holds)."""
+        declared = await self.status.declare(timeout=5)
+        return declared.message_count or 0
 
 
 async def _open_channels(
@@ -122,7 +129,8 @@ async def _run_loops(
 
     sessionmaker = create_sessionmaker(engine)
     dispatch_wakeup = asyncio.Event()
-    reconciler = Reconciler(
+    # Clears the client journal after each clients reconcile (see client_catch_up).
+    reconciler = ClientJournalReconciler(
         engine,
         chunk_size=settings.materialise_chunk_size,
         on_materialised=dispatch_wakeup.set,
@@ -135,11 +143,16 @@ async def _run_loops(
         batch_size=settings.send_batch_size,
         interval=settings.dispatch_interval,
         wakeup=dispatch_wakeup,
+        lease_seconds=settings.dispatch_lease,
+        max_queued=settings.dispatch_max_queued,
     )
     writer = LedgerWriter(
-        sessionmaker, batch_size=settings.ledger_batch_size, batch_wait=settings.ledger_batch_wait
+        sessionmaker,
+        batch_size=settings.ledger_batch_size,
+        batch_wait=settings.ledger_batch_wait,
+        lease_seconds=settings.dispatch_lease,
     )
-    sweeper = Sweeper(sessionmaker)
+    sweeper = Sweeper(sessionmaker, status_backlog=channels.status_backlog)
     log.info("scheduler.running")
     async with asyncio.TaskGroup() as group:
         group.create_task(consumer.run(channels.events, stopping))
@@ -147,5 +160,6 @@ async def _run_loops(
         group.create_task(dispatcher.run(stopping))
         group.create_task(sweeper.run(stopping, settings.sweep_interval))
         group.create_task(run_catch_up(reconciler, stopping, settings.reconcile_interval))
+        group.create_task(run_client_catch_up(reconciler, stopping, settings.reconcile_interval))
         group.create_task(ledger_gauge.run(sessionmaker, stopping))
     log.info("scheduler.stopped")

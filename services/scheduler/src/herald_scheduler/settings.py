@@ -19,6 +19,22 @@ class ScheduleSettings(HeraldSettings):
     dispatch_claim: int = Field(
         default=2000, ge=1, description="Due messages claimed per dispatcher transaction."
     )
+    dispatch_lease: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds a published send command holds its messages before a sender takes it;"
+            " a command lost in the broker is sent again this long after its dispatch."
+        ),
+    )
+    dispatch_max_queued: int = Field(
+        default=20_000,
+        ge=1,
+        description=(
+            "Messages queued at most at any time; due ones beyond wait as scheduled, so"
+            " that no command waits in the broker longer than its lease."
+        ),
+    )
     reconcile_interval: float = Field(
         default=5.0,
         gt=0,

@@ -4,6 +4,7 @@ The SQL in ``repository.ledger`` applies the same rule set-based; this module is
 plain-Python statement (for tests and for folding a batch's outcomes per message).
 """
 
+import uuid
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -24,12 +25,20 @@ STATUS_RANK: Mapping[MessageStatus, int] = MappingProxyType(
 )
 # What the external API settled: nothing may overwrite it.
 SETTLED_STATUSES = frozenset({MessageStatus.sent, MessageStatus.failed})
+# Rows a dispatch holds: a command (or its deferred copy) is out for them.
+_HELD = frozenset({MessageStatus.queued, MessageStatus.retrying})
 # Our own decisions to stop, which a late `sent` still overrides: the API accepted it.
 STOPPED_STATUSES = frozenset({MessageStatus.expired, MessageStatus.cancelled})
 
 
 def outcome_applies(
-    row_status: MessageStatus, row_attempts: int, status: MessageStatus, attempts: int
+    row_status: MessageStatus,
+    row_attempts: int,
+    status: MessageStatus,
+    attempts: int,
+    *,
+    row_token: uuid.UUID | None = None,
+    token: uuid.UUID | None = None,
 ) -> bool:
     """True when an outcome (status, attempts) moves a row (row_status, row_attempts) forward."""
     if row_status in SETTLED_STATUSES:
@@ -40,6 +49,15 @@ def outcome_applies(
         return True
     if row_status in STOPPED_STATUSES:
         return False
+    if status is MessageStatus.scheduled:
+        # Handed back to the dispatcher (to wait for a window or the start): only the
+        # dispatch that holds the row may do that, or a stale copy would undo a newer one.
+        return (
+            row_status in _HELD
+            and token is not None
+            and token == row_token
+            and attempts >= row_attempts
+        )
     if attempts != row_attempts:
         return attempts > row_attempts
     if status is MessageStatus.retrying and row_status is MessageStatus.retrying:
@@ -68,4 +86,6 @@ def _supersedes(new: MessageOutcome, old: MessageOutcome) -> bool:
         return False
     if new.status is MessageStatus.sent:
         return True
-    return outcome_applies(old.status, old.attempts, new.status, new.attempts)
+    return outcome_applies(
+        old.status, old.attempts, new.status, new.attempts, row_token=old.token, token=new.token
+    )

@@ -56,6 +56,11 @@ class ErrorClass(StrEnum):
     end_reached = "end_reached"
     circuit_open = "circuit_open"
     mailing_cancelled = "mailing_cancelled"
+    before_start = "before_start"
+    # The client left the mailing's filter, or was deleted: the scheduler cancels the row.
+    client_unmatched = "client_unmatched"
+    # The mailing's current terms could not be read lately: nothing starts on old ones.
+    terms_unknown = "terms_unknown"
     # The command's broker channel closed: RabbitMQ hands the command out again.
     command_returned = "command_returned"
     shutting_down = "shutting_down"

@@ -8,6 +8,8 @@ RabbitMQ.
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -34,13 +36,15 @@ from herald_common.metrics import (
     RETRIES_SCHEDULED,
     SENDER_COMMANDS_DEAD_LETTERED,
     SENDER_COMMANDS_INFLIGHT,
+    SENDER_STALE_MESSAGES,
 )
 from herald_common.settings import QueueType
 from herald_sender.circuit import CircuitBreaker, CircuitState
 from herald_sender.classification import excerpt
 from herald_sender.delivery import CommandReport, Courier
+from herald_sender.leases import LeaseKeeper
 from herald_sender.mailing_watch import MailingWatch
-from herald_sender.repository import load_messages
+from herald_sender.repository import MessageState, take_messages
 from herald_sender.unconfirmed import UnconfirmedOutcomes
 
 log = structlog.get_logger()
@@ -64,6 +68,7 @@ class CommandConsumer:
         failure_pause: float = 1.0,
         publish_timeout: float = 10.0,
         watch: MailingWatch | None = None,
+        leases: LeaseKeeper | None = None,
         # How often outcomes whose event was not confirmed are published again.
         republish_interval: float = 1.0,
         # How long a redelivered command waits before reading the ledger: the sender that
@@ -80,6 +85,7 @@ class CommandConsumer:
         self._failure_pause = failure_pause
         self._publish_timeout = publish_timeout
         self._watch = watch
+        self._leases = leases or LeaseKeeper(engine)
         self._republish_interval = republish_interval
         self._redelivery_grace = redelivery_grace
         self._unconfirmed = UnconfirmedOutcomes()
@@ -220,8 +226,9 @@ class CommandConsumer:
             await self._requeue(message)
             return
         try:
+            read_at = time.monotonic()
             async with self._engine.connect() as connection:
-                states = await load_messages(connection, ids)
+                states = await take_messages(connection, ids, command.token, self._leases.hold)
         except FAULTS as error:
             log.warning("command.ledger_unavailable", error=describe(error))
             await asyncio.sleep(self._failure_pause)
@@ -230,10 +237,30 @@ class CommandConsumer:
         if self._holding_back():
             await self._requeue(message)
             return
+        self._leases.hold_messages((state.id for state in states), command.token)
+        try:
+            await self._deliver(message, command, ids, states, read_at, correlation_id)
+        finally:
+            self._leases.release(state.id for state in states)
+
+    async def _deliver(
+        self,
+        message: AbstractIncomingMessage,
+        command: SendMessages,
+        ids: list[int],
+        states: list[MessageState],
+        read_at: float,
+        correlation_id: str | None,
+    ) -> None:
+        if self._watch is not None and states:
+            self._watch.offer(states[0].terms, read_at)
         wanted = set(ids)
         if len(states) < len(wanted):
-            unknown = sorted(wanted - {state.id for state in states})
-            log.warning("command.unknown_messages", message_ids=unknown[:20], count=len(unknown))
+            # Dispatched again under another token, settled already, or unknown: this
+            # copy of the command must send none of them.
+            stale = sorted(wanted - {state.id for state in states})
+            SENDER_STALE_MESSAGES.inc(len(stale))
+            log.info("command.stale_messages", message_ids=stale[:20], count=len(stale))
         # Messages this sender already finished in a delivery of this command it could not ack.
         kept = self._unconfirmed.take(ids)
         if kept:
@@ -243,7 +270,7 @@ class CommandConsumer:
         report.outcomes[:0] = kept.values()
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await self._publish(report, command.mailing_id, correlation_id)
+                await self._publish(report, command.mailing_id, correlation_id, command.token)
         except BROKER_ERRORS as error:
             # Not acked: the command is redelivered. The ledger keeps what it knows was
             # sent from being sent again, and this sender what it knows and the ledger not.
@@ -290,7 +317,11 @@ class CommandConsumer:
         return self._stopping or self._breaker.is_open
 
     async def _publish(
-        self, report: CommandReport, mailing_id: int, correlation_id: str | None
+        self,
+        report: CommandReport,
+        mailing_id: int,
+        correlation_id: str | None,
+        token: uuid.UUID | None,
     ) -> None:
         """One status event and one deferred command per delay tier, all confirmed."""
         assert self._topology is not None
@@ -298,7 +329,7 @@ class CommandConsumer:
         event = report.status_event(correlation_id)
         if event is not None:
             publications.append(self._publish_status(event, correlation_id))
-        deferred = report.deferred_commands(mailing_id, correlation_id)
+        deferred = report.deferred_commands(mailing_id, correlation_id, token)
         for tier, command in deferred:
             publications.append(
                 publish(

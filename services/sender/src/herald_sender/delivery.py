@@ -9,6 +9,7 @@ command as one ``MessagesProgressed``.
 import asyncio
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -42,7 +43,7 @@ from herald_sender.classification import (
 from herald_sender.deferral import tier_for_retry
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
-from herald_sender.repository import MessageState
+from herald_sender.repository import MailingTerms, MessageState
 from herald_sender.request_timeout import RequestTimeout
 
 log = structlog.get_logger()
@@ -57,7 +58,10 @@ _BLOCKED = {
     for reason in (
         ErrorClass.end_reached,
         ErrorClass.outside_window,
+        ErrorClass.before_start,
         ErrorClass.mailing_cancelled,
+        ErrorClass.client_unmatched,
+        ErrorClass.terms_unknown,
         ErrorClass.command_returned,
         ErrorClass.circuit_open,
         ErrorClass.shutting_down,
@@ -92,12 +96,17 @@ class CommandReport:
         )
 
     def deferred_commands(
-        self, mailing_id: int, correlation_id: str | None
+        self, mailing_id: int, correlation_id: str | None, token: uuid.UUID | None
     ) -> list[tuple[RetryTier, SendMessages]]:
         return [
             (
                 tier,
-                SendMessages(mailing_id=mailing_id, messages=refs, correlation_id=correlation_id),
+                SendMessages(
+                    mailing_id=mailing_id,
+                    messages=refs,
+                    correlation_id=correlation_id,
+                    token=token,
+                ),
             )
             for tier, refs in self.deferred.items()
         ]
@@ -105,17 +114,26 @@ class CommandReport:
 
 @dataclass(slots=True)
 class _Message:
-    """One message on its way: what the ledger said, and the HTTP attempts made so far."""
+    """One message on its way: what the ledger said, its mailing's terms as last read, and
+    the HTTP attempts made so far."""
 
     state: MessageState
     mailing_id: int
+    token: uuid.UUID | None
     attempts: int
-    deadline: datetime
+    terms: MailingTerms
     timezone: ZoneInfo
-    window: SendWindow | None
     # True once the command is handed out again (its channel closed): start nothing more.
     returned: Callable[[], bool] | None = None
     answered_at: datetime | None = None
+
+    @property
+    def deadline(self) -> datetime:
+        return self.terms.end_at - END_GUARD
+
+    @property
+    def window(self) -> SendWindow | None:
+        return _window(self.terms.send_window_start, self.terms.send_window_end)
 
 
 def _utc_now() -> datetime:
@@ -177,9 +195,9 @@ class Courier:
         report = CommandReport()
         messages = []
         for state in states:
-            if state.cancelled_at is not None or state.status in _FINAL:
+            if state.terms.cancelled_at is not None or state.status in _FINAL:
                 continue
-            message = self._prepare(command.mailing_id, state, carried.get(state.id, 0), report)
+            message = self._prepare(command, state, carried.get(state.id, 0), report)
             if message is not None:
                 message.returned = returned
                 messages.append(message)
@@ -187,8 +205,9 @@ class Courier:
         return report
 
     def _prepare(
-        self, mailing_id: int, state: MessageState, carried: int, report: CommandReport
+        self, command: SendMessages, state: MessageState, carried: int, report: CommandReport
     ) -> _Message | None:
+        mailing_id = command.mailing_id
         # The ledger's count may lag behind the command's (status events are applied
         # asynchronously), or the other way round after a redelivery: trust the larger.
         attempts = max(carried, state.attempts)
@@ -206,6 +225,7 @@ class Courier:
                     self._clock(),
                     ErrorClass.bad_timezone,
                     error,
+                    token=command.token,
                 )
             )
             log.warning(
@@ -217,12 +237,7 @@ class Courier:
             )
             return None
         return _Message(
-            state,
-            mailing_id,
-            attempts,
-            deadline=state.end_at - END_GUARD,
-            timezone=timezone,
-            window=_window(state.send_window_start, state.send_window_end),
+            state, mailing_id, command.token, attempts, terms=state.terms, timezone=timezone
         )
 
     async def _deliver_one(self, message: _Message, report: CommandReport) -> None:
@@ -296,13 +311,26 @@ class Courier:
         return await self._request(message, probe=False)
 
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
-        # A deleted mailing is out of time for good; the scheduler cancels its rows.
-        if self._watch is not None and self._watch.is_cancelled(message.mailing_id):
+        """Why the mailing's current terms let no request start now, or None."""
+        if self._watch is not None:
+            current = self._watch.current(message.mailing_id)
+            if current is None:
+                return _BLOCKED[ErrorClass.terms_unknown]
+            if current.revision >= message.terms.revision:
+                message.terms = current
+        terms = message.terms
+        # A deleted mailing, or a client out of its filter, is out for good; the scheduler
+        # cancels those rows.
+        if terms.cancelled_at is not None:
             return _BLOCKED[ErrorClass.mailing_cancelled]
+        if not terms.matches(message.state.operator_code, message.state.tag):
+            return _BLOCKED[ErrorClass.client_unmatched]
         if message.returned is not None and message.returned():
             return _BLOCKED[ErrorClass.command_returned]
         if now >= message.deadline:
             return _BLOCKED[ErrorClass.end_reached]
+        if now < terms.start_at:
+            return _BLOCKED[ErrorClass.before_start]
         if not is_inside(now, message.timezone, message.window):
             return _BLOCKED[ErrorClass.outside_window]
         return None
@@ -331,7 +359,9 @@ class Courier:
             timeout = min(budget, remaining)
             SENDER_INFLIGHT.inc()
             try:
-                response = await self._client.send(state.id, int(state.phone), state.text, timeout)
+                response = await self._client.send(
+                    state.id, int(state.phone), message.terms.text, timeout
+                )
             except ProbeTransportError as error:
                 latency = error.latency
                 judgement = judge_transport_error(error)
@@ -406,7 +436,7 @@ class Courier:
 
     def _conclude(self, message: _Message, judgement: Judgement, report: CommandReport) -> None:
         verdict, reason = judgement.verdict, judgement.error_class
-        if reason is ErrorClass.mailing_cancelled:
+        if reason in (ErrorClass.mailing_cancelled, ErrorClass.client_unmatched):
             return  # no outcome: the scheduler has cancelled (or will cancel) the row
         if reason is ErrorClass.command_returned:
             return  # no outcome: the command comes back, and whoever takes it sends it
@@ -416,8 +446,8 @@ class Courier:
             self._finish(message, report, MessageStatus.failed, reason, judgement.error)
         elif reason is ErrorClass.end_reached:
             self._finish(message, report, MessageStatus.expired, reason, "the mailing has ended")
-        elif reason is ErrorClass.outside_window:
-            self._defer_to_window(message, report)
+        elif reason in (ErrorClass.outside_window, ErrorClass.before_start):
+            self._defer_to_window(message, report, reason)
         elif verdict is Verdict.transient:
             self._defer_after_failure(message, judgement, report)
         else:
@@ -427,27 +457,52 @@ class Courier:
             tier = retry_tier_for(self._breaker.cooldown)
             self._defer(message, report, tier, reason, judgement.error)
 
-    def _defer_to_window(self, message: _Message, report: CommandReport) -> None:
+    def _defer_to_window(
+        self, message: _Message, report: CommandReport, reason: ErrorClass
+    ) -> None:
+        """Hand the message back to the dispatcher, due when it may next be sent.
+
+        A wait is not an attempt, and it costs nothing while it lasts: the row waits as
+        ``scheduled`` with that due time, not in a delay queue.
+        """
         now = self._clock()
-        opening = first_due_at(now, message.deadline, message.timezone, message.window)
+        opening = first_due_at(
+            max(now, message.terms.start_at), message.deadline, message.timezone, message.window
+        )
         if opening is None:
             self._finish(
                 message,
                 report,
                 MessageStatus.expired,
-                ErrorClass.outside_window,
+                reason,
                 "no send window opens before the mailing ends",
             )
             return
-        # A wait is not an attempt; coming back early, the message just waits again.
-        tier = retry_tier_for((opening - now).total_seconds())
-        self._defer(
-            message,
-            report,
-            tier,
-            ErrorClass.outside_window,
-            "outside the client's send window",
-            next_attempt_at=opening,
+        error = (
+            "before the mailing's start"
+            if reason is ErrorClass.before_start
+            else "outside the client's send window"
+        )
+        report.outcomes.append(
+            _outcome(
+                message.state.id,
+                message.mailing_id,
+                MessageStatus.scheduled,
+                message.attempts,
+                now,
+                reason,
+                error,
+                opening,
+                token=message.token,
+            )
+        )
+        log.info(
+            "message.rescheduled",
+            message_id=message.state.id,
+            mailing_id=message.mailing_id,
+            client_id=message.state.client_id,
+            error_class=reason,
+            due_at=opening.isoformat(),
         )
 
     def _defer_after_failure(
@@ -525,6 +580,7 @@ class Courier:
                 reason,
                 error,
                 next_attempt_at,
+                token=message.token,
             )
         )
         log.info(
@@ -557,6 +613,7 @@ class Courier:
                 at or self._clock(),
                 reason,
                 error,
+                token=message.token,
             )
         )
         if status is not MessageStatus.sent:
@@ -585,6 +642,8 @@ def _outcome(
     error_class: ErrorClass | None = None,
     error: str | None = None,
     next_attempt_at: datetime | None = None,
+    *,
+    token: uuid.UUID | None,
 ) -> dict[str, Any]:
     """A ``MessageOutcome`` as a plain dict; the command's event validates them all at once."""
     return {
@@ -596,6 +655,7 @@ def _outcome(
         "error_class": error_class,
         "error": error,
         "next_attempt_at": next_attempt_at,
+        "token": token,
     }
 
 

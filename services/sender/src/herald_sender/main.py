@@ -18,6 +18,7 @@ from herald_sender.circuit import CircuitBreaker
 from herald_sender.consumer import CommandConsumer
 from herald_sender.database_clock import DatabaseClock
 from herald_sender.delivery import Courier, DeliveryPolicy
+from herald_sender.leases import LeaseKeeper
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, Transport, open_probe_client
 
@@ -103,6 +104,7 @@ async def run(
                 max_cooldown=settings.sender_breaker_max_cooldown,
             )
             watch = MailingWatch(engine)
+            leases = LeaseKeeper(engine)
             # Ends and windows are judged by the database's clock, which due_at, the
             # dispatcher and the sweeper use, whatever this machine's clock says.
             clock = DatabaseClock(engine)
@@ -129,14 +131,20 @@ async def run(
                 prefetch=settings.sender_prefetch,
                 drain_seconds=settings.sender_drain_seconds,
                 watch=watch,
+                leases=leases,
             )
-            watching = asyncio.create_task(watch.run(stop))
-            measuring = asyncio.create_task(clock.run(stop))
+            # The watch and the leases outlive the drain: messages still in hand are
+            # judged by current terms and stay held until the consumer is done.
+            drained = asyncio.Event()
+            watching = asyncio.create_task(watch.run(drained))
+            measuring = asyncio.create_task(clock.run(drained))
+            renewing = asyncio.create_task(leases.run(drained))
             try:
                 await consumer.run(stop)
             finally:
                 stop.set()
-                await asyncio.gather(watching, measuring)
+                drained.set()
+                await asyncio.gather(watching, measuring, renewing)
     finally:
         await connection.close()
         await engine.dispose()

@@ -1,57 +1,135 @@
-"""The sender's SQL: a command's messages as the ledger knows them now, and which of the
-mailings in hand were deleted since."""
+"""The sender's SQL: take a command's messages from the ledger, keep holding them, and read
+the current terms of the mailings in hand."""
 
+# SQL text here is assembled from this module's constants only; values are always bound.
+# ruff: noqa: S608
+
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
 from sqlalchemy import BigInteger, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-_LOAD_MESSAGES = text(
+_TERMS_COLUMNS = """g.id, g.revision, g.text, g.start_at, g.end_at, g.send_window_start,
+       g.send_window_end, g.cancelled_at, g.filter_operator_codes, g.filter_tags"""
+
+# Takes the rows that still carry the command's token, renewing their lease: a copy of
+# a command whose rows were dispatched again (or settled) takes nothing. The client's
+# operator code and tag are read to judge the mailing's filter as it changes.
+_TAKE_MESSAGES = text(
+    f"""
+    WITH taken AS (
+        UPDATE messages m SET lease_until = now() + make_interval(secs => :hold)
+        WHERE m.id = ANY(:ids) AND m.status IN ('queued', 'retrying')
+          AND m.dispatch_token IS NOT DISTINCT FROM :token
+        RETURNING m.id, m.status, m.phone, m.timezone, m.attempts, m.client_id, m.mailing_id
+    )
+    SELECT t.id, t.status, t.phone, t.timezone, t.attempts, t.client_id,
+           c.operator_code, c.tag, {_TERMS_COLUMNS}
+    FROM taken t
+    JOIN mailings g ON g.id = t.mailing_id
+    LEFT JOIN clients c ON c.id = t.client_id
     """
-    SELECT m.id, m.status, m.phone, m.timezone, m.attempts,
-           g.text, g.end_at, g.send_window_start, g.send_window_end, g.cancelled_at,
-           m.client_id
-    FROM messages m
-    JOIN mailings g ON g.id = m.mailing_id
-    WHERE m.id = ANY(:ids)
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)), bindparam("token", type_=UUID))
+
+_RENEW_LEASES = text(
     """
-).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+    UPDATE messages m SET lease_until = now() + make_interval(secs => :hold)
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
+    WHERE m.id = v.id AND m.id = ANY(CAST(:ids AS bigint[]))
+      AND m.status IN ('queued', 'retrying') AND m.dispatch_token IS NOT DISTINCT FROM v.token
+    """
+)
+
+_MAILING_TERMS = text(f"SELECT {_TERMS_COLUMNS} FROM mailings g WHERE g.id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=ARRAY(BigInteger))
+)
 
 
-_CANCELLED_MAILINGS = text(
-    "SELECT id FROM mailings WHERE id = ANY(:ids) AND cancelled_at IS NOT NULL"
-).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+@dataclass(frozen=True, slots=True)
+class MailingTerms:
+    """What of a mailing decides whether and what to send; bumped ``revision`` on change."""
+
+    id: int
+    revision: int
+    text: str
+    start_at: datetime
+    end_at: datetime
+    send_window_start: time | None
+    send_window_end: time | None
+    cancelled_at: datetime | None
+    filter_operator_codes: list[str] | None
+    filter_tags: list[str] | None
+
+    def matches(self, operator_code: str | None, tag: str | None) -> bool:
+        """Whether a client with these attributes is in the mailing's filter; a deleted
+        client (None) is in none."""
+        if operator_code is None:
+            return False
+        codes, tags = self.filter_operator_codes, self.filter_tags
+        return (codes is None or operator_code in codes) and (tags is None or tag in tags)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageState:
-    """A message and what of its mailing the sender needs, read when its command arrives."""
+    """A message as the ledger knows it when its command is taken, with its mailing's terms."""
 
     id: int
     status: str
     phone: str
     timezone: str
     attempts: int
-    text: str
-    end_at: datetime
-    send_window_start: time | None
-    send_window_end: time | None
-    cancelled_at: datetime | None
-    # For the logs: every attempt names its client. Last, with a default, so that
-    # states built by hand (the unit tests' fakes) need not name one.
-    client_id: int | None = None
+    client_id: int | None
+    operator_code: str | None
+    tag: str | None
+    terms: MailingTerms
 
 
-async def load_messages(connection: AsyncConnection, ids: Sequence[int]) -> list[MessageState]:
-    """The current state of these messages; ids unknown to the ledger are simply absent."""
-    result = await connection.execute(_LOAD_MESSAGES, {"ids": list(ids)})
-    return [MessageState(*row) for row in result]
+async def take_messages(
+    connection: AsyncConnection, ids: Sequence[int], token: uuid.UUID | None, hold: float
+) -> list[MessageState]:
+    """Take these messages for a command with this token, leased for ``hold`` seconds.
+
+    Messages the token no longer holds (dispatched again, settled, unknown) are absent.
+    """
+    result = await connection.execute(
+        _TAKE_MESSAGES, {"ids": list(ids), "token": token, "hold": hold}
+    )
+    rows = result.all()
+    await connection.commit()
+    return [
+        # By position: the message's and the mailing's ids are both named `id`.
+        MessageState(
+            id=row[0],
+            status=row[1],
+            phone=row[2],
+            timezone=row[3],
+            attempts=row[4],
+            client_id=row[5],
+            operator_code=row[6],
+            tag=row[7],
+            terms=MailingTerms(*row[8:]),
+        )
+        for row in rows
+    ]
 
 
-async def cancelled_mailings(connection: AsyncConnection, ids: Sequence[int]) -> list[int]:
-    """Those of these mailings that were deleted."""
-    result = await connection.execute(_CANCELLED_MAILINGS, {"ids": list(ids)})
-    return [row[0] for row in result]
+async def renew_leases(
+    connection: AsyncConnection, held: Sequence[tuple[int, uuid.UUID | None]], hold: float
+) -> int:
+    """Extend the leases of messages this sender holds; how many it still holds."""
+    result = await connection.execute(
+        _RENEW_LEASES,
+        {"ids": [id_ for id_, _ in held], "tokens": [token for _, token in held], "hold": hold},
+    )
+    await connection.commit()
+    return int(result.rowcount)
+
+
+async def mailing_terms(connection: AsyncConnection, ids: Sequence[int]) -> list[MailingTerms]:
+    """The current terms of these mailings; ids of mailings that are gone are absent."""
+    result = await connection.execute(_MAILING_TERMS, {"ids": list(ids)})
+    return [MailingTerms(*row) for row in result]

@@ -213,3 +213,27 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientChange(Base):
+    """The client journal: one entry per client changed since a reconcile last covered it.
+
+    The api writes it in the same transaction as every client change, deletes included
+    (a deleted client has no row left to carry a revision); the scheduler removes it
+    once a reconcile that read the change has committed, and reconciles what stays.
+    """
+
+    __tablename__ = "client_changes"
+
+    # No foreign key: the entry of a deleted client must outlive the client's row.
+    client_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # Drawn anew by every change, never reused: a reconcile removes the entry only if it
+    # still holds the revision read before the reconcile began.
+    revision: Mapped[int] = mapped_column(BigInteger, Identity())
+    # When the entry was first written, or last taken by the catch-up pass.
+    pending_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        # The catch-up pass takes the oldest entries first.
+        Index("ix_client_changes_pending_since", "pending_since", "client_id"),
+    )

@@ -3,9 +3,9 @@
 The body is read as it arrives and split into lines; each line is validated with the
 same model as ``POST /clients``. Valid rows are loaded every ``CHUNK_ROWS`` rows: COPY
 into a staging table, then one ``INSERT ... SELECT ... ON CONFLICT`` that reports which
-rows were inserted and which updated. Each chunk commits with its outbox events, so
-memory stays flat whatever the file size. A CSV field holding a newline is not
-supported: every line is one record.
+rows were inserted and which updated. Each chunk commits with its outbox events and
+client journal entries, so memory stays flat whatever the file size. A CSV field
+holding a newline is not supported: every line is one record.
 """
 
 import asyncio
@@ -276,6 +276,8 @@ class ClientImport:
             written = await repository.merge_staged(session, upsert=self._upsert)
             created = [client_id for client_id, _, inserted in written if inserted]
             updated = [client_id for client_id, _, inserted in written if not inserted]
+            # One set-based statement for the chunk's journal entries (see service.record_change).
+            await repository.journal(session, [client_id for client_id, _, _ in written])
             await writer.record(session, _events(created, updated))
         if written:
             self._on_commit()

@@ -1,4 +1,5 @@
-"""SQL for clients, including the bulk import's COPY into a staging table and merge."""
+"""SQL for clients, including the bulk import's COPY into a staging table and merge, and
+the client journal every change writes for the scheduler."""
 
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -63,6 +64,27 @@ async def page(
     if operator_code is not None:
         statement = statement.where(Client.operator_code == operator_code)
     return (await session.scalars(statement)).all()
+
+
+# Every change draws a new revision but keeps pending_since: an entry that keeps changing
+# still reaches the scheduler's catch-up pass. In client id order, so that two writers
+# (an import, the scheduler removing entries) lock the rows in the same order.
+_JOURNAL = text(
+    "INSERT INTO client_changes (client_id)"
+    " SELECT DISTINCT client_id FROM unnest(CAST(:client_ids AS bigint[])) AS client_id"
+    " ORDER BY client_id"
+    " ON CONFLICT (client_id) DO UPDATE SET revision = EXCLUDED.revision"
+)
+
+
+async def journal(session: AsyncSession, client_ids: Sequence[int]) -> None:
+    """Note in the client journal that these clients changed (or were deleted).
+
+    In the change's own transaction: the scheduler reconciles what an entry names even
+    if the change's event never reaches it.
+    """
+    if client_ids:
+        await session.execute(_JOURNAL, {"client_ids": list(client_ids)})
 
 
 # The staging table lives as long as the connection; ON COMMIT DELETE ROWS empties it

@@ -1,4 +1,5 @@
-"""Client use cases: each change writes its ``client.*`` event to the outbox."""
+"""Client use cases: each change writes its ``client.*`` event to the outbox and its
+entry to the client journal, in the change's transaction."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,15 @@ def not_found(client_id: int) -> NotFound:
     return NotFound(f"no client with id {client_id}")
 
 
+async def record_change(
+    session: AsyncSession, event_type: writer.ClientEventType, client_ids: Sequence[int]
+) -> None:
+    """The change's event for the outbox and its journal entries, so that a lost event
+    still gets the clients reconciled (see herald_scheduler.client_catch_up)."""
+    await repository.journal(session, client_ids)
+    await writer.record(session, [writer.clients_changed(event_type, client_ids)])
+
+
 async def create(session: AsyncSession, new: ClientCreate) -> Client:
     try:
         client = await repository.add(
@@ -36,7 +46,7 @@ async def create(session: AsyncSession, new: ClientCreate) -> Client:
         if repository.is_phone_conflict(exc):
             raise duplicate_phone(new.phone) from None
         raise
-    await writer.record(session, [writer.clients_changed(EventType.client_created, [client.id])])
+    await record_change(session, EventType.client_created, [client.id])
     return client
 
 
@@ -61,7 +71,7 @@ async def update(session: AsyncSession, client_id: int, changes: ClientUpdate) -
         raise
     if client is None:
         raise not_found(client_id)
-    await writer.record(session, [writer.clients_changed(EventType.client_updated, [client.id])])
+    await record_change(session, EventType.client_updated, [client.id])
     return client
 
 
@@ -69,7 +79,7 @@ async def delete(session: AsyncSession, client_id: int) -> None:
     """Hard delete: the ledger keeps its own phone snapshot for statistics."""
     if not await repository.remove(session, client_id):
         raise not_found(client_id)
-    await writer.record(session, [writer.clients_changed(EventType.client_deleted, [client_id])])
+    await record_change(session, EventType.client_deleted, [client_id])
 
 
 async def list_page(

@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_common.contracts import MessageOutcome
+from herald_common.contracts import MessageOutcome, SendMessages
 from herald_common.domain import FINAL_STATUSES, UNSENT_STATUSES, MessageStatus
 from herald_scheduler.commands import ClaimedMessage
 from herald_scheduler.transitions import SETTLED_STATUSES, STATUS_RANK
@@ -91,11 +91,13 @@ def _rank(column: str) -> str:
 
 # outcome_applies() in SQL, over the locked row `old` and the outcome `v`.
 _FORWARD = f"""(
-    (old.status NOT IN ({_FINAL}) AND (
+    (v.status <> 'scheduled' AND old.status NOT IN ({_FINAL}) AND (
         v.attempts > old.attempts
         OR (v.attempts = old.attempts AND {_rank("v.status")} > {_rank("old.status")})
         OR (v.attempts = old.attempts AND v.status = 'retrying' AND old.status = 'retrying')))
     OR (v.status = 'sent' AND old.status NOT IN ({_quoted(SETTLED_STATUSES)}))
+    OR (v.status = 'scheduled' AND old.status IN ('queued', 'retrying')
+        AND old.dispatch_token = v.token AND v.attempts >= old.attempts)
 )"""
 
 
@@ -453,14 +455,18 @@ async def claim_due(session: AsyncSession, limit: int) -> list[ClaimedMessage]:
 
 
 _MARK_QUEUED = """
-WITH old AS (
+WITH v AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
+), old AS (
     SELECT id, status FROM messages
     WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'scheduled'
     ORDER BY id
     FOR UPDATE
 ), moved AS (
-    UPDATE messages m SET status = 'queued', queued_at = now(), updated_at = now()
-    FROM old
+    UPDATE messages m
+    SET status = 'queued', queued_at = now(), updated_at = now(),
+        dispatch_token = v.token, lease_until = CAST(:lease_until AS timestamptz)
+    FROM old JOIN v ON v.id = old.id
     -- The id list again, so that the planner looks rows up by key instead of scanning.
     WHERE m.id = old.id AND m.id = ANY(CAST(:ids AS bigint[]))
     RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
@@ -469,9 +475,93 @@ WITH old AS (
 """
 
 
-async def mark_queued(session: AsyncSession, ids: Sequence[int]) -> Moves:
-    """Mark claimed rows queued (their commands are published)."""
-    return await _moves(session, _MARK_QUEUED + _COUNT_MOVES, {"ids": list(ids)})
+@dataclass(frozen=True)
+class Dispatch:
+    """Rows committed ``queued`` for their commands, before any command is published."""
+
+    moves: Moves
+    lease_until: datetime
+
+
+def _token_arrays(commands: Sequence[SendMessages]) -> dict[str, object]:
+    pairs = [(ref.id, command.token) for command in commands for ref in command.messages]
+    return {"ids": [id_ for id_, _ in pairs], "tokens": [token for _, token in pairs]}
+
+
+async def mark_queued(
+    session: AsyncSession, commands: Sequence[SendMessages], lease_seconds: float
+) -> Dispatch:
+    """Mark the commands' claimed rows queued under each command's token, with a lease."""
+    lease_until: datetime = (
+        await session.execute(
+            text("SELECT now() + make_interval(secs => :seconds)"), {"seconds": lease_seconds}
+        )
+    ).scalar_one()
+    params = {**_token_arrays(commands), "lease_until": lease_until}
+    moves = await _moves(session, _MARK_QUEUED + _COUNT_MOVES, params)
+    return Dispatch(moves, lease_until)
+
+
+# Rows of commands whose publish was not confirmed, still exactly as the dispatcher left
+# them: no sender took them (taking renews the lease), so none can be sending them.
+_RELEASE_UNPUBLISHED = """
+WITH v AS (
+    SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
+), old AS (
+    SELECT m.id, m.status FROM messages m JOIN v ON v.id = m.id
+    WHERE m.id = ANY(CAST(:ids AS bigint[])) AND m.status = 'queued'
+      AND m.dispatch_token = v.token AND m.lease_until = CAST(:lease_until AS timestamptz)
+    ORDER BY m.id
+    FOR UPDATE OF m
+), moved AS (
+    UPDATE messages m
+    SET status = 'scheduled', queued_at = NULL, dispatch_token = NULL, lease_until = NULL,
+        updated_at = now()
+    FROM old
+    WHERE m.id = old.id AND m.id = ANY(CAST(:ids AS bigint[]))
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+
+async def release_unpublished(
+    session: AsyncSession, commands: Sequence[SendMessages], lease_until: datetime
+) -> Moves:
+    """Put the rows of unpublished commands back to scheduled, unless a sender took them.
+
+    A command that did reach the broker after all (its confirm was lost) then finds its
+    rows without its token, and sends nothing.
+    """
+    params = {**_token_arrays(commands), "lease_until": lease_until}
+    return await _moves(session, _RELEASE_UNPUBLISHED + _COUNT_MOVES, params)
+
+
+# Queued or retrying rows whose command holds them no longer: it was lost (a purged
+# queue, a dead-lettered command) or its sender died. No lock order is needed: SKIP
+# LOCKED never waits.
+_RELEASE_EXPIRED_LEASES = """
+WITH old AS (
+    SELECT id, status FROM messages
+    WHERE status IN ('queued', 'retrying') AND lease_until < now()
+    ORDER BY lease_until
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE messages m
+    SET status = 'scheduled', queued_at = NULL, dispatch_token = NULL, lease_until = NULL,
+        next_attempt_at = NULL, updated_at = now()
+    FROM old
+    WHERE m.id = old.id AND m.id = ANY(ARRAY(SELECT id FROM old))
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+
+async def release_expired_leases(session: AsyncSession, limit: int) -> Moves:
+    """Send rows whose lease ran out back to ``scheduled``, for the dispatcher to send again."""
+    return await _moves(session, _RELEASE_EXPIRED_LEASES + _COUNT_MOVES, {"limit": limit})
 
 
 _APPLY_OUTCOMES = f"""
@@ -479,10 +569,11 @@ WITH v AS (
     SELECT *
     FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
                 CAST(:ats AS timestamptz[]), CAST(:error_classes AS text[]),
-                CAST(:errors AS text[]), CAST(:next_attempt_ats AS timestamptz[]))
-        AS v(message_id, status, attempts, at, error_class, error, next_attempt_at)
+                CAST(:errors AS text[]), CAST(:next_attempt_ats AS timestamptz[]),
+                CAST(:tokens AS uuid[]))
+        AS v(message_id, status, attempts, at, error_class, error, next_attempt_at, token)
 ), old AS (
-    SELECT m.id, m.status, m.attempts
+    SELECT m.id, m.status, m.attempts, m.dispatch_token
     FROM messages m
     WHERE m.id = ANY(CAST(:ids AS bigint[]))
     ORDER BY m.id
@@ -493,7 +584,17 @@ WITH v AS (
         attempts = greatest(old.attempts, v.attempts),
         last_error = v.error,
         error_class = v.error_class,
-        next_attempt_at = v.next_attempt_at,
+        -- `scheduled`: handed back to the dispatcher, due when the client's window opens.
+        due_at = CASE WHEN v.status = 'scheduled' THEN v.next_attempt_at ELSE m.due_at END,
+        next_attempt_at = CASE WHEN v.status = 'scheduled' THEN NULL ELSE v.next_attempt_at END,
+        queued_at = CASE WHEN v.status = 'scheduled' THEN NULL ELSE m.queued_at END,
+        dispatch_token = CASE WHEN v.status = 'scheduled' THEN NULL ELSE m.dispatch_token END,
+        -- A deferred copy holds the row until it is due, and a dispatch lease beyond.
+        lease_until = CASE
+            WHEN v.status = 'scheduled' THEN NULL
+            WHEN v.status = 'retrying' THEN greatest(
+                m.lease_until, v.next_attempt_at + make_interval(secs => :lease_seconds))
+            ELSE m.lease_until END,
         sent_at = CASE WHEN v.status = 'sent' THEN v.at ELSE m.sent_at END,
         finished_at = CASE WHEN v.status IN ({_FINAL}) THEN v.at END,
         updated_at = now()
@@ -505,8 +606,15 @@ WITH v AS (
 )
 """
 
+# How long a deferred copy may take to come back after it is due, by default.
+DEFAULT_LEASE_SECONDS = 300.0
 
-async def apply_outcomes(session: AsyncSession, outcomes: Sequence[MessageOutcome]) -> Moves:
+
+async def apply_outcomes(
+    session: AsyncSession,
+    outcomes: Sequence[MessageOutcome],
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> Moves:
     """Apply outcomes (at most one per message) that move their rows forward; skip the rest."""
     params: dict[str, object] = {
         "ids": [o.message_id for o in outcomes],
@@ -516,6 +624,8 @@ async def apply_outcomes(session: AsyncSession, outcomes: Sequence[MessageOutcom
         "error_classes": [_cut(o.error_class, ERROR_CLASS_MAX_LENGTH) for o in outcomes],
         "errors": [_cut(o.error, ERROR_MAX_LENGTH) for o in outcomes],
         "next_attempt_ats": [o.next_attempt_at for o in outcomes],
+        "tokens": [o.token for o in outcomes],
+        "lease_seconds": lease_seconds,
     }
     return await _moves(session, _APPLY_OUTCOMES + _COUNT_MOVES, params)
 
@@ -535,6 +645,14 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     )
     value: datetime | None = result.scalar_one()
     return value
+
+
+async def count_queued(session: AsyncSession) -> int:
+    """Messages queued now, from the per-mailing counters (cheap at any ledger size)."""
+    result = await session.execute(
+        text("SELECT coalesce(sum(queued), 0) FROM mailing_counters WHERE queued > 0")
+    )
+    return int(result.scalar_one())
 
 
 async def count_due_unqueued(session: AsyncSession) -> int:

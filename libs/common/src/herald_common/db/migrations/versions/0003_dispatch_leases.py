@@ -30,6 +30,13 @@ def upgrade() -> None:
         ["lease_until"],
         postgresql_where=sa.text("status IN ('queued', 'retrying')"),
     )
+    # Rows queued before this migration carry no token, which their commands (none
+    # either) still match; should such a command be lost, its rows go back to the
+    # dispatcher an hour on.
+    op.execute(
+        "UPDATE messages SET lease_until = now() + interval '1 hour'"
+        " WHERE status IN ('queued', 'retrying')"
+    )
 
 
 def downgrade() -> None:
