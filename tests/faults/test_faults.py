@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from herald_common.send_window import SendWindow, is_inside, zone
 from tests.e2e import ledger
@@ -130,16 +133,60 @@ def fault_stub_hangs(system: System, mailing: Callable[[], int]) -> None:
     system.configure_stub(hang_rate=0.0)
 
 
+def fault_cut_database_connections_dispatching(system: System, mailing: Callable[[], int]) -> None:
+    """Every connection to herald's database cut, again and again for 3 s: dispatch
+    transactions fail wherever they are, their commits included."""
+    mailing()
+    wait_sending(system)
+    database = make_url(system.database_url)
+    deadline = time.monotonic() + 3
+    with psycopg.connect(
+        database.set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    ) as connection:
+        while time.monotonic() < deadline:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database.database,),
+            )
+            time.sleep(0.2)
+
+
+def fault_purge_send_queue(system: System, mailing: Callable[[], int]) -> None:
+    """The send commands in RabbitMQ are lost: their rows are dispatched again once their
+    leases run out."""
+    mailing()
+    wait_sending(system)
+    vhost = unquote(urlsplit(system.amqp_url).path.lstrip("/")) or "/"
+    rabbitmqctl("purge_queue", "-p", vhost, "herald.send.commands")
+
+
 FAULTS: dict[str, Callable[[System, Callable[[], int]], None]] = {
     "kill -9 sender": fault_kill_sender,
     "kill -9 scheduler materialising": fault_kill_scheduler_materialising,
     "kill -9 scheduler dispatching": fault_kill_scheduler_dispatching,
+    "database connections cut dispatching": fault_cut_database_connections_dispatching,
+    "purge send queue": fault_purge_send_queue,
     "restart RabbitMQ": fault_restart_rabbitmq,
     "restart PostgreSQL": fault_restart_postgresql,
     "stub down 30 s": fault_stub_down,
     "stub hangs 10 s": fault_stub_hangs,
 }
-NEEDS = {"restart RabbitMQ": "rabbitmqctl", "restart PostgreSQL": "pg_ctlcluster"}
+NEEDS = {
+    "restart RabbitMQ": "rabbitmqctl",
+    "restart PostgreSQL": "pg_ctlcluster",
+    "purge send queue": "rabbitmqctl",
+}
+# The scheduler sends nothing: a fault of its own must cause no duplicate at all.
+SCHEDULER_FAULTS = {
+    "kill -9 scheduler materialising",
+    "kill -9 scheduler dispatching",
+    "database connections cut dispatching",
+    "purge send queue",
+}
+# A short lease, so that purged commands' rows are dispatched again well before the end.
+FAULT_ENV = {"purge send queue": {"HERALD_DISPATCH_LEASE": "15"}}
 
 
 def readyz(system: System) -> int:
@@ -154,7 +201,8 @@ def test_fault(fault: str, start_system: StartSystem, fault_report: list[dict[st
     if fault in NEEDS and shutil.which(NEEDS[fault]) is None:
         pytest.skip(f"{NEEDS[fault]} is not on this machine")
     system = start_system(
-        env={**SENDER_ENV, "HERALD_MATERIALISE_CHUNK_SIZE": "100"}, stub_args=STUB_ARGS
+        env={**SENDER_ENV, "HERALD_MATERIALISE_CHUNK_SIZE": "100", **FAULT_ENV.get(fault, {})},
+        stub_args=STUB_ARGS,
     )
     rows = [(phone(n), "900", "a", ZONES[n % len(ZONES)]) for n in range(CLIENTS)]
     import_clients(system, rows)
@@ -227,6 +275,8 @@ def test_fault(fault: str, start_system: StartSystem, fault_report: list[dict[st
     assert len(rows_by_client) == CLIENTS
     assert max(rows_by_client.values()) == 1
     assert statuses == {"sent": CLIENTS}
+    if fault in SCHEDULER_FAULTS:
+        assert duplicates == set(), f"{len(duplicates)} sent twice by a scheduler fault"
     assert duplicates == in_flight, (
         f"duplicates outside the fault's in-flight window: {duplicates - in_flight}"
     )
