@@ -8,7 +8,7 @@ are computed once per (mailing, time zone), never per client.
 import asyncio
 import time
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,13 +22,24 @@ from herald_common.metrics import MESSAGES_FINAL
 from herald_common.send_window import first_due_at, zone
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger, mailings
-from herald_scheduler.repository.ledger import MAILING_ENDED, Moves, ZoneDue
-from herald_scheduler.repository.mailings import MailingFrame, MailingState, ZoneGroup
+from herald_scheduler.repository.ledger import MAILING_ENDED, Moves, Rescheduled, ZoneDue
+from herald_scheduler.repository.mailings import (
+    MailingFrame,
+    MailingState,
+    MessageWindow,
+    ZoneGroup,
+)
 
 NO_WINDOW_BEFORE_END = "no send window opening before the mailing's end"
 UNKNOWN_TIME_ZONE = "unknown time zone"
 LOGGED_CLIENT_IDS = 1000
 FIRST_CHUNK_SIZE = 2000
+# Ledger rows one statement of a mailing reconcile locks at most: the ledger writer, which
+# applies outcomes to the same rows, never waits for longer than one such statement.
+ROWS_PER_TRANSACTION = 10_000
+# Mailings whose reconcile locks one client-reconcile transaction shares: PostgreSQL's
+# lock table holds max_locks_per_transaction x max_connections (some thousands) in all.
+MAILINGS_PER_TRANSACTION = 500
 
 log = structlog.get_logger()
 
@@ -115,25 +126,22 @@ class Reconciler:
     async def _reconcile_mailing(self, state: MailingState, started: float) -> MailingReconciled:
         mailing_id = state.frame.id
         if state.cancelled_at is not None:
+            cancelled = Moves()
+            async for window in self._message_windows(mailing_id):
+                async with self._sessionmaker.begin() as session:
+                    moves = await ledger.cancel_unsent_of_mailing(
+                        session, mailing_id, window.after, window.through
+                    )
+                _count_finals(moves)
+                cancelled += moves
             async with self._sessionmaker.begin() as session:
-                cancelled = await ledger.cancel_unsent_of_mailing(session, mailing_id)
                 await mailings.mark_reconciled(session, mailing_id, state.revision)
-            _count_finals(cancelled)
             outcome = MailingReconciled(0, 0, cancelled.total, 0)
         else:
             inserted, expired_on_insert = await self._materialise(state.frame)
-            async with self._sessionmaker.begin() as session:
-                cancelled = await ledger.cancel_unmatched_in_mailing(session, mailing_id)
-            async with self._sessionmaker.begin() as session:
-                await ledger.refresh_snapshots_in_mailing(session, mailing_id)
-            async with self._sessionmaker.begin() as session:
-                now = await mailings.database_now(session)
-                zones = await mailings.scheduled_zones_in_mailing(session, mailing_id)
-                dues = [zone_due(state.frame, tz, now) for tz in zones]
-                rescheduled = await ledger.reschedule_in_mailing(session, mailing_id, dues, now)
+            cancelled, rescheduled = await self._apply_terms(state.frame)
             async with self._sessionmaker.begin() as session:
                 await mailings.mark_reconciled(session, mailing_id, state.revision)
-            _count_finals(cancelled, rescheduled.expired)
             outcome = MailingReconciled(
                 inserted=inserted,
                 expired=expired_on_insert + rescheduled.expired.total,
@@ -151,6 +159,51 @@ class Reconciler:
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return outcome
+
+    async def _apply_terms(self, mailing: MailingFrame) -> tuple[Moves, Rescheduled]:
+        """Cancel, refresh and reschedule the mailing's rows, window by window.
+
+        Every statement is a transaction of its own over one window, so that a change to
+        a big mailing never holds its rows for long. Nothing relies on the windows sharing
+        a transaction: each step is idempotent, and until the mailing is marked reconciled
+        (after the last window) the catch-up pass runs it all again.
+        """
+        cancelled, rescheduled = Moves(), Rescheduled()
+        async for window in self._message_windows(mailing.id):
+            after, through = window.after, window.through
+            async with self._sessionmaker.begin() as session:
+                moves = await ledger.cancel_unmatched_in_mailing(
+                    session, mailing.id, after, through
+                )
+            _count_finals(moves)
+            cancelled += moves
+            async with self._sessionmaker.begin() as session:
+                await ledger.refresh_snapshots_in_mailing(session, mailing.id, after, through)
+            async with self._sessionmaker.begin() as session:
+                now = await mailings.database_now(session)
+                zones = await mailings.unsent_zones_in_window(session, mailing.id, window)
+                dues = [zone_due(mailing, tz, now) for tz in zones]
+                moved = await ledger.reschedule_in_mailing(
+                    session, mailing.id, after, through, dues, now
+                )
+            _count_finals(moved.expired)
+            rescheduled += moved
+        return cancelled, rescheduled
+
+    async def _message_windows(self, mailing_id: int) -> AsyncIterator[MessageWindow]:
+        """The mailing's ledger rows in windows of ROWS_PER_TRANSACTION, keyset on client id."""
+        after = 0
+        while True:
+            async with self._sessionmaker.begin() as session:
+                window = await mailings.next_message_window(
+                    session, mailing_id, after, ROWS_PER_TRANSACTION
+                )
+            if window is None:
+                return
+            yield window
+            if window.size < ROWS_PER_TRANSACTION:
+                return
+            after = window.through
 
     async def _materialise(self, mailing: MailingFrame) -> tuple[int, int]:
         """Insert the missing rows chunk by chunk (keyset on client id); (inserted, expired)."""
@@ -192,21 +245,33 @@ class Reconciler:
         """
         started = time.perf_counter()
         ids = sorted(set(client_ids))
-        async with self._sessionmaker.begin() as session:
-            groups = await self._share_and_read(session, mailings.matching_zone_groups, ids)
-            dues = _zone_dues(groups, await mailings.database_now(session))
-            inserted = await ledger.insert_for_clients(session, dues, ids) if dues else Moves()
+        inserted = Moves()
+        for batch in await self._mailing_batches(mailings.matching_mailing_ids, ids):
+            async with self._sessionmaker.begin() as session:
+                groups = await self._share_and_read(
+                    session, mailings.matching_zone_groups, ids, batch
+                )
+                dues = _zone_dues(groups, await mailings.database_now(session))
+                moves = await ledger.insert_for_clients(session, dues, ids) if dues else Moves()
+            _count_finals(moves)
+            inserted += moves
         async with self._sessionmaker.begin() as session:
             cancelled = await ledger.cancel_unmatched_of_clients(session, ids)
+        _count_finals(cancelled)
         async with self._sessionmaker.begin() as session:
             await ledger.refresh_snapshots_of_clients(session, ids)
-        async with self._sessionmaker.begin() as session:
-            groups = await self._share_and_read(session, mailings.scheduled_zone_groups, ids)
-            now = await mailings.database_now(session)
-            rescheduled = await ledger.reschedule_of_clients(
-                session, ids, _zone_dues(groups, now), now
-            )
-        _count_finals(inserted, cancelled, rescheduled.expired)
+        rescheduled = Rescheduled()
+        for batch in await self._mailing_batches(mailings.unsent_mailing_ids, ids):
+            async with self._sessionmaker.begin() as session:
+                groups = await self._share_and_read(
+                    session, mailings.unsent_zone_groups, ids, batch
+                )
+                now = await mailings.database_now(session)
+                moved = await ledger.reschedule_of_clients(
+                    session, ids, _zone_dues(groups, now), now
+                )
+            _count_finals(moved.expired)
+            rescheduled += moved
         if inserted.count(MessageStatus.scheduled):
             self._on_materialised()
         outcome = ClientsReconciled(
@@ -230,20 +295,41 @@ class Reconciler:
         )
         return outcome
 
+    async def _mailing_batches(
+        self,
+        find: Callable[[AsyncSession, Sequence[int]], Awaitable[list[int]]],
+        client_ids: Sequence[int],
+    ) -> list[list[int]]:
+        """The mailings ``find`` names for these clients, in batches for one transaction each.
+
+        Read without a lock: a mailing that comes to concern these clients after this read
+        does so through a change of its own, whose reconcile reads these clients afresh.
+        """
+        async with self._sessionmaker.begin() as session:
+            mailing_ids = await find(session, client_ids)
+        size = MAILINGS_PER_TRANSACTION
+        return [mailing_ids[i : i + size] for i in range(0, len(mailing_ids), size)]
+
     @staticmethod
     async def _share_and_read(
         session: AsyncSession,
-        read: Callable[[AsyncSession, Sequence[int]], Awaitable[list[ZoneGroup]]],
+        read: Callable[[AsyncSession, Sequence[int], Sequence[int]], Awaitable[list[ZoneGroup]]],
         client_ids: Sequence[int],
+        mailing_ids: Sequence[int],
     ) -> list[ZoneGroup]:
-        """Read the (mailing, zone) groups with their mailings' reconcile locks shared.
+        """Read these mailings' (mailing, zone) groups with their reconcile locks shared.
 
         Due times computed from a mailing's frame must not land after a reconcile for a
-        newer frame: wait for any running one, then read again under the lock.
+        newer frame: wait for any running one, then read under the lock and write in the
+        same transaction; a reconcile for a newer frame then waits for the commit and
+        moves these rows as well.
+
+        That guarantee is per mailing, so a batch of mailings per transaction keeps it
+        while bounding the locks held at once: a client matching thousands of mailings
+        ran PostgreSQL's lock table out of shared memory.
         """
-        groups = await read(session, client_ids)
-        await mailings.share_reconcile_locks(session, [g.mailing.id for g in groups])
-        return await read(session, client_ids) if groups else groups
+        await mailings.share_reconcile_locks(session, mailing_ids)
+        return await read(session, client_ids, mailing_ids)
 
     async def reconcile_pending(self, limit: int = 100) -> int:
         """Reconcile mailings whose revision moved past the last reconciled one.

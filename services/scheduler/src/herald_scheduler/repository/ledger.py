@@ -258,14 +258,68 @@ def _cancel_sql(*, scope: str, reason: str, by_client: bool = False) -> str:
     )
 
 
-async def cancel_unmatched_in_mailing(session: AsyncSession, mailing_id: int) -> Moves:
-    """Cancel the mailing's unsent messages whose client was deleted or no longer matches."""
-    sql = _cancel_sql(
-        scope=f"m.mailing_id = :mailing_id AND {_UNMATCHED}",
-        reason=_UNMATCHED_REASON,
-        by_client=True,
-    )
-    return await _moves(session, sql, {"mailing_id": mailing_id})
+# One window of a mailing's rows, keyed on client id (mailings.next_message_window): a
+# statement over it locks at most a window of rows, and joins no row outside it. Its
+# rows are joined back by key (not by _LOCKED_ROWS: when the planner expects few locked
+# rows, that probes the whole id array once per row).
+_IN_WINDOW = "m.mailing_id = :mailing_id AND m.client_id > :after AND m.client_id <= :through"
+
+_CANCEL_UNMATCHED_IN_WINDOW = f"""
+WITH old AS (
+    SELECT m.id, m.status,
+           CASE WHEN c.id IS NULL THEN CAST(:client_deleted AS text)
+                ELSE CAST(:client_unmatched AS text) END AS reason
+    FROM messages m
+    JOIN mailings g ON g.id = m.mailing_id
+    -- The window's clients only: a range scan rather than the whole table hashed.
+    LEFT JOIN clients c ON c.id = m.client_id AND c.id > :after AND c.id <= :through
+    WHERE {_IN_WINDOW} AND m.status IN ({_UNSENT}) AND {_UNMATCHED}
+    ORDER BY m.id
+    FOR UPDATE OF m
+), moved AS (
+    UPDATE messages m
+    SET status = 'cancelled', last_error = old.reason, next_attempt_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM old
+    WHERE m.id = old.id AND {_IN_WINDOW}
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+_CANCEL_UNSENT_IN_WINDOW = f"""
+WITH old AS (
+    SELECT m.id, m.status
+    FROM messages m
+    WHERE {_IN_WINDOW} AND m.status IN ({_UNSENT})
+    ORDER BY m.id
+    FOR UPDATE OF m
+), moved AS (
+    UPDATE messages m
+    SET status = 'cancelled', last_error = CAST(:reason AS text), next_attempt_at = NULL,
+        finished_at = now(), updated_at = now()
+    FROM old
+    WHERE m.id = old.id AND {_IN_WINDOW}
+    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+              0 AS attempts_delta, NULL::timestamptz AS sent_at
+)
+"""
+
+
+def _window(mailing_id: int, after: int, through: int) -> dict[str, object]:
+    return {"mailing_id": mailing_id, "after": after, "through": through}
+
+
+async def cancel_unmatched_in_mailing(
+    session: AsyncSession, mailing_id: int, after: int, through: int
+) -> Moves:
+    """Cancel the window's unsent messages whose client was deleted or no longer matches."""
+    params = {
+        **_window(mailing_id, after, through),
+        "client_deleted": CLIENT_DELETED,
+        "client_unmatched": CLIENT_UNMATCHED,
+    }
+    return await _moves(session, _CANCEL_UNMATCHED_IN_WINDOW + _COUNT_MOVES, params)
 
 
 async def cancel_unmatched_of_clients(session: AsyncSession, client_ids: Sequence[int]) -> Moves:
@@ -278,10 +332,12 @@ async def cancel_unmatched_of_clients(session: AsyncSession, client_ids: Sequenc
     return await _moves(session, sql, {"client_ids": list(client_ids)})
 
 
-async def cancel_unsent_of_mailing(session: AsyncSession, mailing_id: int) -> Moves:
-    """Cancel every unsent message of a mailing (it was deleted)."""
-    sql = _cancel_sql(scope="m.mailing_id = :mailing_id", reason=f"'{MAILING_CANCELLED}'")
-    return await _moves(session, sql, {"mailing_id": mailing_id})
+async def cancel_unsent_of_mailing(
+    session: AsyncSession, mailing_id: int, after: int, through: int
+) -> Moves:
+    """Cancel every unsent message in the window of a mailing that was deleted."""
+    params = {**_window(mailing_id, after, through), "reason": MAILING_CANCELLED}
+    return await _moves(session, _CANCEL_UNSENT_IN_WINDOW + _COUNT_MOVES, params)
 
 
 async def stop_finished_mailings(session: AsyncSession, limit: int) -> Moves:
@@ -329,14 +385,31 @@ WITH old AS (
 )
 UPDATE messages m SET phone = old.phone, timezone = old.timezone, updated_at = now()
 FROM old
-WHERE {_LOCKED_ROWS}
+WHERE m.id = old.id AND {{scope}}
+"""
+
+_REFRESH_SNAPSHOTS_IN_WINDOW = f"""
+WITH old AS (
+    SELECT m.id, c.phone, c.timezone
+    FROM messages m JOIN clients c ON c.id = m.client_id
+    WHERE {_IN_WINDOW} AND c.id > :after AND c.id <= :through
+      AND m.status IN ({_UNSENT})
+      AND (m.phone, m.timezone) IS DISTINCT FROM (c.phone, c.timezone)
+    ORDER BY m.id
+    FOR UPDATE OF m
+)
+UPDATE messages m SET phone = old.phone, timezone = old.timezone, updated_at = now()
+FROM old
+WHERE m.id = old.id AND {_IN_WINDOW}
 """
 
 
-async def refresh_snapshots_in_mailing(session: AsyncSession, mailing_id: int) -> int:
-    """Copy the clients' current phone and time zone into the mailing's unsent rows."""
-    sql = _REFRESH_SNAPSHOTS.format(scope="m.mailing_id = :mailing_id")
-    result = await session.execute(text(sql), {"mailing_id": mailing_id})
+async def refresh_snapshots_in_mailing(
+    session: AsyncSession, mailing_id: int, after: int, through: int
+) -> int:
+    """Copy the clients' current phone and time zone into the window's unsent rows."""
+    params = _window(mailing_id, after, through)
+    result = await session.execute(text(_REFRESH_SNAPSHOTS_IN_WINDOW), params)
     return _rowcount(result)
 
 
@@ -361,22 +434,25 @@ WITH old AS (
 )
 UPDATE messages m SET due_at = old.due_at, updated_at = now()
 FROM old
-WHERE {_LOCKED_ROWS}
+WHERE m.id = old.id AND {{scope}}
 """
 
+# Rows a dispatch holds (queued, retrying) expire too: the mailing's terms apply to them
+# at once, and a `sent` still in flight overrides `expired` by the forward rule.
 _EXPIRE_UNDELIVERABLE = f"""
 WITH old AS (
     SELECT m.id, m.status, d.reason
     FROM messages m
     JOIN {_DUE_TABLE} ON d.mailing_id = m.mailing_id AND d.timezone = m.timezone
-    WHERE m.status = 'scheduled' AND {{scope}} AND d.due_at IS NULL
+    WHERE m.status IN ({_UNSENT}) AND {{scope}} AND d.due_at IS NULL
     ORDER BY m.id
     FOR UPDATE OF m
 ), moved AS (
     UPDATE messages m
-    SET status = 'expired', last_error = old.reason, finished_at = now(), updated_at = now()
+    SET status = 'expired', last_error = old.reason, next_attempt_at = NULL,
+        finished_at = now(), updated_at = now()
     FROM old
-    WHERE {_LOCKED_ROWS}
+    WHERE m.id = old.id AND {{scope}}
     RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
               0 AS attempts_delta, NULL::timestamptz AS sent_at
 )
@@ -385,8 +461,11 @@ WITH old AS (
 
 @dataclass(frozen=True)
 class Rescheduled:
-    rescheduled: int
-    expired: Moves
+    rescheduled: int = 0
+    expired: Moves = field(default_factory=Moves)
+
+    def __add__(self, other: "Rescheduled") -> "Rescheduled":
+        return Rescheduled(self.rescheduled + other.rescheduled, self.expired + other.expired)
 
 
 async def _reschedule(
@@ -408,18 +487,26 @@ async def _reschedule(
 
 
 async def reschedule_in_mailing(
-    session: AsyncSession, mailing_id: int, dues: Sequence[ZoneDue], now: datetime
+    session: AsyncSession,
+    mailing_id: int,
+    after: int,
+    through: int,
+    dues: Sequence[ZoneDue],
+    now: datetime,
 ) -> Rescheduled:
-    """Move the mailing's scheduled rows to their zone's due_at; expire zones that have none."""
-    return await _reschedule(
-        session, "m.mailing_id = :mailing_id", dues, now, {"mailing_id": mailing_id}
-    )
+    """Move the window's scheduled rows to their zone's due_at; expire zones that have none.
+
+    Queued and retrying rows keep their due time: their senders defer them under the
+    mailing's live terms. Only a zone with no due time at all expires them.
+    """
+    return await _reschedule(session, _IN_WINDOW, dues, now, _window(mailing_id, after, through))
 
 
 async def reschedule_of_clients(
     session: AsyncSession, client_ids: Sequence[int], dues: Sequence[ZoneDue], now: datetime
 ) -> Rescheduled:
-    """Move these clients' scheduled rows to their (mailing, zone) due_at, or expire them."""
+    """Move these clients' scheduled rows to their (mailing, zone) due_at, or expire their
+    unsent rows of zones that have none."""
     return await _reschedule(
         session,
         "m.client_id = ANY(CAST(:client_ids AS bigint[]))",

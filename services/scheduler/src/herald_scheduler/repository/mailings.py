@@ -13,8 +13,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from herald_common.domain import UNSENT_STATUSES
 from herald_common.send_window import SendWindow
 from herald_scheduler.repository.ledger import MATCHES
+
+# Inlined rather than bound: the planner can then match the partial index on unsent rows.
+_UNSENT = ", ".join(f"'{status.value}'" for status in sorted(UNSENT_STATUSES))
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ async def share_reconcile_locks(session: AsyncSession, mailing_ids: Sequence[int
     """Wait until no mailing reconcile of these mailings runs, and keep them out until commit.
 
     Client reconciles take these shared (they do not block each other); in key order, so
-    that they cannot deadlock with one another.
+    that they cannot deadlock with one another. Each key takes a slot of PostgreSQL's lock
+    table until commit, which holds some thousands in all: pass a bounded batch.
     """
     keys = sorted({_lock_key(mailing_id) for mailing_id in mailing_ids})
     if keys:
@@ -158,46 +163,124 @@ async def next_client_chunk(
     return ClientChunk(int(row.through), int(row.size), list(row.timezones), row.now)
 
 
-async def scheduled_zones_in_mailing(session: AsyncSession, mailing_id: int) -> list[str]:
+@dataclass(frozen=True)
+class MessageWindow:
+    """A keyset window of a mailing's ledger rows: those of client ids in (after, through]."""
+
+    after: int
+    through: int
+    size: int
+
+
+async def next_message_window(
+    session: AsyncSession, mailing_id: int, after: int, size: int
+) -> MessageWindow | None:
+    """The mailing's next ``size`` rows (of any status) after client id ``after``.
+
+    Keyed on client id, so that a window bounds the clients its statements join as well
+    as the messages (served by the (mailing_id, client_id) unique index).
+    """
     result = await session.execute(
         text(
-            "SELECT DISTINCT timezone FROM messages"
-            " WHERE mailing_id = :mailing_id AND status = 'scheduled'"
+            """
+            SELECT max(w.client_id) AS through, count(*) AS size
+            FROM (
+                SELECT m.client_id FROM messages m
+                WHERE m.mailing_id = :mailing_id AND m.client_id > :after
+                ORDER BY m.client_id
+                LIMIT :size
+            ) w
+            """
         ),
-        {"mailing_id": mailing_id},
+        {"mailing_id": mailing_id, "after": after, "size": size},
+    )
+    row = result.one()
+    if row.through is None:
+        return None
+    return MessageWindow(after, int(row.through), int(row.size))
+
+
+async def unsent_zones_in_window(
+    session: AsyncSession, mailing_id: int, window: MessageWindow
+) -> list[str]:
+    """The time zones of the window's unsent rows, of every unsent status: a zone whose
+    send window never opens again expires the rows a dispatch holds, too."""
+    result = await session.execute(
+        text(
+            "SELECT DISTINCT m.timezone FROM messages m"
+            " WHERE m.mailing_id = :mailing_id AND m.client_id > :after"
+            f" AND m.client_id <= :through AND m.status IN ({_UNSENT})"
+        ),
+        {"mailing_id": mailing_id, "after": window.after, "through": window.through},
     )
     return list(result.scalars())
 
 
-async def matching_zone_groups(session: AsyncSession, client_ids: Sequence[int]) -> list[ZoneGroup]:
-    """(mailing, zone) pairs of running or upcoming mailings that these clients match."""
+async def matching_mailing_ids(session: AsyncSession, client_ids: Sequence[int]) -> list[int]:
+    """Running or upcoming mailings that any of these clients match, by id."""
+    result = await session.execute(
+        text(
+            f"""
+            SELECT DISTINCT g.id
+            FROM clients c JOIN mailings g ON {MATCHES}
+            WHERE c.id = ANY(CAST(:client_ids AS bigint[]))
+              AND g.cancelled_at IS NULL AND g.end_at > now()
+            ORDER BY g.id
+            """
+        ),
+        {"client_ids": list(client_ids)},
+    )
+    return list(result.scalars())
+
+
+async def matching_zone_groups(
+    session: AsyncSession, client_ids: Sequence[int], mailing_ids: Sequence[int]
+) -> list[ZoneGroup]:
+    """(mailing, zone) pairs of these running or upcoming mailings that these clients match."""
     result = await session.execute(
         text(
             f"""
             SELECT DISTINCT {_FRAME_COLUMNS}, c.timezone
             FROM clients c JOIN mailings g ON {MATCHES}
             WHERE c.id = ANY(CAST(:client_ids AS bigint[]))
+              AND g.id = ANY(CAST(:mailing_ids AS bigint[]))
               AND g.cancelled_at IS NULL AND g.end_at > now()
             """
         ),
-        {"client_ids": list(client_ids)},
+        {"client_ids": list(client_ids), "mailing_ids": list(mailing_ids)},
     )
     return [ZoneGroup(_frame(row), row.timezone) for row in result]
 
 
-async def scheduled_zone_groups(
-    session: AsyncSession, client_ids: Sequence[int]
+async def unsent_mailing_ids(session: AsyncSession, client_ids: Sequence[int]) -> list[int]:
+    """Mailings in which these clients have unsent rows, by id."""
+    result = await session.execute(
+        text(
+            "SELECT DISTINCT m.mailing_id FROM messages m"
+            " WHERE m.client_id = ANY(CAST(:client_ids AS bigint[]))"
+            f" AND m.status IN ({_UNSENT})"
+            " ORDER BY m.mailing_id"
+        ),
+        {"client_ids": list(client_ids)},
+    )
+    return list(result.scalars())
+
+
+async def unsent_zone_groups(
+    session: AsyncSession, client_ids: Sequence[int], mailing_ids: Sequence[int]
 ) -> list[ZoneGroup]:
-    """(mailing, zone) pairs of these clients' scheduled rows."""
+    """(mailing, zone) pairs of these clients' unsent rows in these mailings."""
     result = await session.execute(
         text(
             f"""
             SELECT DISTINCT {_FRAME_COLUMNS}, m.timezone
             FROM messages m JOIN mailings g ON g.id = m.mailing_id
-            WHERE m.client_id = ANY(CAST(:client_ids AS bigint[])) AND m.status = 'scheduled'
+            WHERE m.client_id = ANY(CAST(:client_ids AS bigint[]))
+              AND m.mailing_id = ANY(CAST(:mailing_ids AS bigint[]))
+              AND m.status IN ({_UNSENT})
             """
         ),
-        {"client_ids": list(client_ids)},
+        {"client_ids": list(client_ids), "mailing_ids": list(mailing_ids)},
     )
     return [ZoneGroup(_frame(row), row.timezone) for row in result]
 
