@@ -553,11 +553,9 @@ class Courier:
         tier: RetryTier,
         reason: ErrorClass | None,
         error: str | None,
-        *,
-        next_attempt_at: datetime | None = None,
     ) -> None:
         now = self._clock()
-        next_attempt_at = next_attempt_at or now + timedelta(seconds=tier.seconds)
+        next_attempt_at = now + timedelta(seconds=tier.seconds)
         if next_attempt_at >= message.deadline:
             self._finish(
                 message,
