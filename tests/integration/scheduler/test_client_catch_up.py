@@ -22,13 +22,10 @@ from herald_api.clients.schemas import ClientCreate, ClientUpdate
 from herald_common.broker.connection import publish, to_message
 from herald_common.broker.topology import SCHEDULER_EVENTS_QUEUE
 from herald_common.contracts import ClientsChanged, EventType
-from herald_scheduler.client_catch_up import (
-    ClientJournalReconciler,
-    run_client_catch_up,
-    take_due,
-)
+from herald_scheduler.client_catch_up import ClientJournalReconciler, run_client_catch_up
 from herald_scheduler.events import DomainEventConsumer
 from herald_scheduler.reconciler import ClientsReconciled, Reconciler
+from herald_scheduler.repository import client_changes
 from herald_scheduler.repository.ledger import CLIENT_DELETED, CLIENT_UNMATCHED
 from tests.integration.scheduler.conftest import Broker
 from tests.integration.scheduler.factories import create_mailing, messages_of, statuses_of
@@ -263,7 +260,7 @@ async def test_entries_a_pass_took_wait_a_grace_period_before_another_takes_them
     leaves its entries to the next one after the grace period."""
     client_id = await create(sessionmaker, "79000000001")
     async with sessionmaker.begin() as session:
-        assert await take_due(session, 0.0, 10) == [client_id]
+        assert await client_changes.take_due(session, 0.0, 10) == [client_id]
 
     assert await journaling.catch_up_clients(grace=30.0) == 0
     assert await journaling.catch_up_clients(grace=0.0) == 1

@@ -8,17 +8,17 @@ dead-lettered, or very late): a loop reconciles them, oldest first, in chunks.
 """
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald_common.db.engine import create_sessionmaker
 from herald_common.faults import FAULTS, describe
 from herald_common.metrics import CLIENTS_CAUGHT_UP
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.reconciler import ClientsReconciled, Reconciler
+from herald_scheduler.repository import client_changes
 
 # How long a change waits for its event before the catch-up reconciles it: the event
 # path takes milliseconds, or a few minutes behind a big import; reconciling twice is
@@ -28,70 +28,6 @@ CATCH_UP_GRACE = 30.0
 CATCH_UP_CHUNK = 1000
 
 log = structlog.get_logger()
-
-
-# SQL on the journal. Every removal and the api's writes lock entries in client id order,
-# so that they cannot deadlock one another.
-_REVISIONS = text(
-    "SELECT client_id, revision FROM client_changes"
-    " WHERE client_id = ANY(CAST(:client_ids AS bigint[]))"
-)
-_CLEAR = text(
-    """
-    DELETE FROM client_changes
-    WHERE client_id IN (
-        SELECT j.client_id
-        FROM client_changes j
-        JOIN unnest(CAST(:client_ids AS bigint[]), CAST(:revisions AS bigint[]))
-            AS seen (client_id, revision)
-            ON seen.client_id = j.client_id AND seen.revision = j.revision
-        ORDER BY j.client_id
-        FOR UPDATE OF j
-    )
-    """
-)
-# Taking entries moves their pending_since on: another replica's pass leaves them alone
-# for a grace period, and if this one dies mid-reconcile they come back after it.
-_TAKE_DUE = text(
-    """
-    UPDATE client_changes j SET pending_since = now()
-    FROM (
-        SELECT client_id FROM client_changes
-        WHERE pending_since <= now() - make_interval(secs => CAST(:grace AS double precision))
-        ORDER BY pending_since, client_id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    ) due
-    WHERE j.client_id = due.client_id
-    RETURNING j.client_id
-    """
-)
-
-
-async def revisions(session: AsyncSession, client_ids: Sequence[int]) -> dict[int, int]:
-    """client_id -> revision of the journal entries of these clients."""
-    result = await session.execute(_REVISIONS, {"client_ids": list(client_ids)})
-    return {row.client_id: row.revision for row in result}
-
-
-async def clear(session: AsyncSession, seen: Mapping[int, int]) -> int:
-    """Remove the entries that still hold the revision seen; how many went.
-
-    An entry changed since it was read keeps its new revision: that change is not covered.
-    """
-    if not seen:
-        return 0
-    ids = sorted(seen)
-    result = await session.execute(
-        _CLEAR, {"client_ids": ids, "revisions": [seen[client_id] for client_id in ids]}
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def take_due(session: AsyncSession, grace: float, limit: int) -> list[int]:
-    """Up to ``limit`` client ids of entries pending for ``grace`` seconds, oldest first."""
-    result = await session.execute(_TAKE_DUE, {"grace": grace, "limit": limit})
-    return sorted(result.scalars())
 
 
 class ClientJournalReconciler(Reconciler):
@@ -113,11 +49,11 @@ class ClientJournalReconciler(Reconciler):
 
     async def reconcile_clients(self, client_ids: Sequence[int]) -> ClientsReconciled:
         async with self._journal_sessions.begin() as session:
-            seen = await revisions(session, client_ids)
+            seen = await client_changes.revisions(session, client_ids)
         outcome = await super().reconcile_clients(client_ids)
         if seen:
             async with self._journal_sessions.begin() as session:
-                await clear(session, seen)
+                await client_changes.clear(session, seen)
         return outcome
 
     async def catch_up_clients(
@@ -125,7 +61,7 @@ class ClientJournalReconciler(Reconciler):
     ) -> int:
         """Reconcile one chunk of the entries pending longer than ``grace``; how many."""
         async with self._journal_sessions.begin() as session:
-            client_ids = await take_due(session, grace, limit)
+            client_ids = await client_changes.take_due(session, grace, limit)
         if not client_ids:
             return 0
         await self.reconcile_clients(client_ids)
