@@ -18,6 +18,13 @@ def create_engine(settings: HeraldSettings, *, pool_size: int | None = None) -> 
         pool_pre_ping=True,
         # A restarted PostgreSQL leaves dead connections behind; recycle rather than fail.
         pool_recycle=1800,
+        # No server-side prepared statements: psycopg prepares a query after 5 runs, and
+        # PostgreSQL then may switch to a generic plan, which guesses 10 elements for every
+        # id array. For the ledger's batch statements (thousands of ids) that guess picks
+        # nested loops that probe the whole array once per row: marking 2,000 rows queued
+        # took 843 ms instead of 42. Planning each run with its real arrays costs well
+        # under a millisecond.
+        connect_args={"prepare_threshold": None},
     )
 
 

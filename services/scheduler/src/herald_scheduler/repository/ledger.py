@@ -541,22 +541,21 @@ async def claim_due(session: AsyncSession, limit: int) -> list[ClaimedMessage]:
     ]
 
 
+# The rows are this transaction's own claim (claim_due locked them), so they need no
+# second lock and their old status is known. Joining only the unnest of the ids, whose
+# length the planner knows, keeps every plan linear: with a CTE of the locked rows in
+# the join too, a freshly materialised table's stale statistics made the planner expect
+# 10 of them and probe the whole id list once per row (1.1 s for 2,000 rows, not 40 ms).
 _MARK_QUEUED = """
 WITH v AS (
     SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:tokens AS uuid[])) AS v(id, token)
-), old AS (
-    SELECT id, status FROM messages
-    WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'scheduled'
-    ORDER BY id
-    FOR UPDATE
 ), moved AS (
     UPDATE messages m
     SET status = 'queued', queued_at = now(), updated_at = now(),
         dispatch_token = v.token, lease_until = CAST(:lease_until AS timestamptz)
-    FROM old JOIN v ON v.id = old.id
-    -- The id list again, so that the planner looks rows up by key instead of scanning.
-    WHERE m.id = old.id AND m.id = ANY(CAST(:ids AS bigint[]))
-    RETURNING m.mailing_id, old.status AS old_status, m.status AS new_status,
+    FROM v
+    WHERE m.id = v.id AND m.status = 'scheduled'
+    RETURNING m.mailing_id, CAST('scheduled' AS varchar) AS old_status, m.status AS new_status,
               0 AS attempts_delta, NULL::timestamptz AS sent_at
 )
 """
@@ -578,7 +577,8 @@ def _token_arrays(commands: Sequence[SendMessages]) -> dict[str, object]:
 async def mark_queued(
     session: AsyncSession, commands: Sequence[SendMessages], lease_seconds: float
 ) -> Dispatch:
-    """Mark the commands' claimed rows queued under each command's token, with a lease."""
+    """Mark the commands' rows, claimed by this transaction, queued under each command's
+    token, with a lease."""
     lease_until: datetime = (
         await session.execute(
             text("SELECT now() + make_interval(secs => :seconds)"), {"seconds": lease_seconds}
