@@ -50,7 +50,7 @@ test-faults: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/common/src services/api/src services/scheduler/src services/sender/src services/probe_stub/src tests bench
+	$(RUN) mypy libs/common/src services/api/src services/scheduler/src services/sender/src services/probe_stub/src services/reporter/src tests bench
 
 format: install
 	$(RUN) ruff check --fix .
@@ -58,6 +58,7 @@ format: install
 
 docs: install
 	@$(RUN) python -m tests.settings_reference
+	@$(RUN) python -m herald_common.broker.asyncapi > docs/asyncapi.yaml
 
 # Only this target needs npm: the vendored files are committed, so CI and `make run` never do.
 vendor: install

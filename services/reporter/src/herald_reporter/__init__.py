@@ -1,0 +1,1 @@
+"""herald's reporter: mails the day's delivery statistics once a day."""
