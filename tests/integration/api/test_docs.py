@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from herald_api.docs import STATIC_PATH
+from herald_common.broker import asyncapi
 
 VENDOR = files("herald_api") / "static" / "vendor"
 CONTENT_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
@@ -105,3 +106,10 @@ def test_the_vendored_files_are_the_ones_the_manifest_records() -> None:
         assert len(content) == entry["bytes"], path
         assert entry["package"], path
         assert entry["version"], path
+
+
+async def test_the_asyncapi_document_is_served_without_a_key(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/asyncapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/yaml")
+    assert response.text == asyncapi.render()

@@ -1,4 +1,5 @@
-"""Swagger UI at /docs from herald's own copy of its files, so it works without internet.
+"""Swagger UI at /docs from herald's own copy of its files, so it works without internet,
+and the AsyncAPI document of herald's RabbitMQ flows at /asyncapi.yaml.
 
 FastAPI's default page loads Swagger UI from a CDN, and shows a blank page where there is
 none. The copies live in ``static/vendor/`` (``vendor.json`` says where each came from;
@@ -11,10 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from herald_common.broker import asyncapi
+
 DOCS_PATH = "/docs"
+ASYNCAPI_PATH = "/asyncapi.yaml"
 OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
 STATIC_PATH = "/static"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -57,3 +61,10 @@ def install_docs(app: FastAPI) -> None:
     @app.get(OAUTH2_REDIRECT_PATH, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+    # Rendered once: it depends only on the code.
+    asyncapi_document = asyncapi.render()
+
+    @app.get(ASYNCAPI_PATH, include_in_schema=False)
+    async def asyncapi_yaml() -> Response:
+        return Response(asyncapi_document, media_type="application/yaml")

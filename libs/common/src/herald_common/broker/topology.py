@@ -10,11 +10,11 @@ A per-message TTL only fires at the head of a queue, so each retry delay is its 
 queue with a queue-wide TTL that dead-letters back into ``herald.send``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from herald_common.settings import QueueType
 
@@ -61,6 +61,87 @@ def queue_arguments(queue_type: QueueType, extra: dict[str, Any]) -> dict[str, A
 
 
 @dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: aio_pika.ExchangeType
+    description: str
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A durable queue, what it is for, and the (exchange, routing key) pairs it binds."""
+
+    name: str
+    description: str
+    bindings: tuple[tuple[str, str], ...]
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+# The whole topology as data: declare_topology declares it, and herald_common.broker.
+# asyncapi documents it, so the document cannot drift from what runs.
+EXCHANGES = (
+    ExchangeSpec(
+        EVENTS_EXCHANGE,
+        aio_pika.ExchangeType.TOPIC,
+        "Domain events from the api's outbox; the routing key is the event type.",
+    ),
+    ExchangeSpec(SEND_EXCHANGE, aio_pika.ExchangeType.DIRECT, "Send commands for the senders."),
+    ExchangeSpec(
+        RETRY_EXCHANGE,
+        aio_pika.ExchangeType.DIRECT,
+        "Deferred send commands; the routing key names the delay tier.",
+    ),
+    ExchangeSpec(STATUS_EXCHANGE, aio_pika.ExchangeType.DIRECT, "Status events from the senders."),
+    ExchangeSpec(
+        DEAD_EXCHANGE,
+        aio_pika.ExchangeType.FANOUT,
+        "Messages a consumer rejected (unparseable, or a bug handling them).",
+    ),
+)
+
+_POISON_TO_DEAD = {"x-dead-letter-exchange": DEAD_EXCHANGE}
+
+QUEUES = (
+    QueueSpec(
+        DEAD_LETTER_QUEUE,
+        "Dead letters of every queue, kept for inspection and replay.",
+        ((DEAD_EXCHANGE, ""),),
+    ),
+    QueueSpec(
+        SCHEDULER_EVENTS_QUEUE,
+        "Mailing and client events for the scheduler to reconcile the ledger.",
+        ((EVENTS_EXCHANGE, "mailing.*"), (EVENTS_EXCHANGE, "client.*")),
+        _POISON_TO_DEAD,
+    ),
+    QueueSpec(
+        SEND_COMMANDS_QUEUE,
+        "Send commands, shared by every sender.",
+        ((SEND_EXCHANGE, SEND_ROUTING_KEY),),
+        _POISON_TO_DEAD,
+    ),
+    QueueSpec(
+        STATUS_EVENTS_QUEUE,
+        "Status events for the scheduler's ledger writer.",
+        ((STATUS_EXCHANGE, STATUS_ROUTING_KEY),),
+        _POISON_TO_DEAD,
+    ),
+    *(
+        QueueSpec(
+            tier.queue,
+            f"Deferred send commands waiting {tier.seconds} s; then back to {SEND_EXCHANGE}.",
+            ((RETRY_EXCHANGE, tier.name),),
+            {
+                "x-message-ttl": tier.seconds * 1000,
+                "x-dead-letter-exchange": SEND_EXCHANGE,
+                "x-dead-letter-routing-key": SEND_ROUTING_KEY,
+            },
+        )
+        for tier in RETRY_TIERS
+    ),
+)
+
+
+@dataclass(frozen=True)
 class Topology:
     events: AbstractExchange
     send: AbstractExchange
@@ -70,55 +151,21 @@ class Topology:
 
 async def declare_topology(channel: AbstractChannel, queue_type: QueueType) -> Topology:
     """Declare every exchange, queue and binding; safe to run any number of times."""
-    events = await channel.declare_exchange(
-        EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    send = await channel.declare_exchange(SEND_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
-    retry = await channel.declare_exchange(
-        RETRY_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    status = await channel.declare_exchange(
-        STATUS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    dead = await channel.declare_exchange(DEAD_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
-
-    dead_letter = await channel.declare_queue(
-        DEAD_LETTER_QUEUE, durable=True, arguments=queue_arguments(queue_type, {})
-    )
-    await dead_letter.bind(dead)
-
-    poison_to_dead = {"x-dead-letter-exchange": DEAD_EXCHANGE}
-    scheduler_events = await _declare(channel, SCHEDULER_EVENTS_QUEUE, queue_type, poison_to_dead)
-    await scheduler_events.bind(events, routing_key="mailing.*")
-    await scheduler_events.bind(events, routing_key="client.*")
-
-    commands = await _declare(channel, SEND_COMMANDS_QUEUE, queue_type, poison_to_dead)
-    await commands.bind(send, routing_key=SEND_ROUTING_KEY)
-
-    status_events = await _declare(channel, STATUS_EVENTS_QUEUE, queue_type, poison_to_dead)
-    await status_events.bind(status, routing_key=STATUS_ROUTING_KEY)
-
-    for tier in RETRY_TIERS:
-        delayed = await _declare(
-            channel,
-            tier.queue,
-            queue_type,
-            {
-                "x-message-ttl": tier.seconds * 1000,
-                "x-dead-letter-exchange": SEND_EXCHANGE,
-                "x-dead-letter-routing-key": SEND_ROUTING_KEY,
-            },
+    exchanges = {
+        spec.name: await channel.declare_exchange(spec.name, spec.type, durable=True)
+        for spec in EXCHANGES
+    }
+    for spec in QUEUES:
+        queue = await channel.declare_queue(
+            spec.name, durable=True, arguments=queue_arguments(queue_type, spec.arguments)
         )
-        await delayed.bind(retry, routing_key=tier.name)
-
-    return Topology(events=events, send=send, retry=retry, status=status)
-
-
-async def _declare(
-    channel: AbstractChannel, name: str, queue_type: QueueType, arguments: dict[str, Any]
-) -> AbstractQueue:
-    return await channel.declare_queue(
-        name, durable=True, arguments=queue_arguments(queue_type, arguments)
+        for exchange, routing_key in spec.bindings:
+            await queue.bind(exchanges[exchange], routing_key=routing_key or None)
+    return Topology(
+        events=exchanges[EVENTS_EXCHANGE],
+        send=exchanges[SEND_EXCHANGE],
+        retry=exchanges[RETRY_EXCHANGE],
+        status=exchanges[STATUS_EXCHANGE],
     )
 
 
