@@ -8,7 +8,7 @@ from tests.deploy import yaml12
 from tests.deploy.project import DEPLOY
 
 COMPOSE_FILE = DEPLOY / "compose.yaml"
-APP_SERVICES = ("migrate", "api", "scheduler", "sender", "probe-stub")
+APP_SERVICES = ("migrate", "api", "scheduler", "sender", "probe-stub", "reporter")
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}; $$ is a literal dollar.
 _VARIABLE = re.compile(

@@ -44,11 +44,13 @@ def test_every_variable_without_a_default_is_reported() -> None:
 
 
 def test_the_stack_has_every_part(services: dict[str, Any]) -> None:
-    assert set(services) == {*APP_SERVICES, "postgres", "rabbitmq", "prometheus"}
+    assert set(services) == {*APP_SERVICES, "postgres", "rabbitmq", "prometheus", "mailpit"}
     assert services["postgres"]["image"] == "postgres:16"
     assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
     assert "127.0.0.1:15672:15672" in services["rabbitmq"]["ports"]
     assert "127.0.0.1:8000:8000" in services["api"]["ports"]
+    assert services["mailpit"]["image"].startswith("axllent/mailpit:v")
+    assert "127.0.0.1:8025:8025" in services["mailpit"]["ports"]  # its web inbox
 
 
 def test_herald_services_build_the_repository_image(services: dict[str, Any]) -> None:
@@ -130,7 +132,7 @@ def test_the_probe_url_defaults_to_the_stub_and_follows_the_environment(
 def test_containers_listen_beyond_loopback(services: dict[str, Any]) -> None:
     assert service_environment(services["api"])["HERALD_API_HOST"] == "0.0.0.0"  # noqa: S104
     assert service_environment(services["probe-stub"])["HERALD_STUB_HOST"] == "0.0.0.0"  # noqa: S104
-    for name in ("scheduler", "sender"):
+    for name in ("scheduler", "sender", "reporter"):
         assert service_environment(services[name])["HERALD_METRICS_HOST"] == "0.0.0.0", name  # noqa: S104
 
 
@@ -168,12 +170,40 @@ def test_prometheus_scrapes_the_api_the_scheduler_and_every_sender(
         assert job["metrics_path"] == "/metrics"
         assert job["static_configs"] == [{"targets": [f"{name}:{port}"]}]
     # Replicas share one DNS name; DNS discovery makes each of them a target.
-    senders = jobs["herald-sender"]["dns_sd_configs"]
-    assert senders == [
+    for name in ("sender", "reporter"):
+        port = next(
+            value
+            for key, value in service_environment(services[name]).items()
+            if key.endswith("_METRICS_PORT")
+        )
+        assert jobs[f"herald-{name}"]["dns_sd_configs"] == [
+            {"names": [name], "type": "A", "port": int(port), "refresh_interval": "15s"}
+        ]
+
+
+def test_the_reporter_mails_the_catcher_unless_the_environment_names_a_server(
+    services: dict[str, Any],
+) -> None:
+    reporter = service_environment(services["reporter"])
+    assert (reporter["HERALD_SMTP_HOST"], reporter["HERALD_SMTP_PORT"]) == ("mailpit", "1025")
+    assert reporter["HERALD_SMTP_TLS"] == "none"
+    assert reporter["HERALD_REPORT_RECIPIENTS"]
+    assert services["reporter"]["deploy"]["replicas"] == 2, "replicas share the daily claim"
+    assert "ports" not in services["reporter"]
+    assert services["reporter"]["depends_on"]["mailpit"]["required"] is False
+
+    real = load_compose(
         {
-            "names": ["sender"],
-            "type": "A",
-            "port": int(service_environment(services["sender"])["HERALD_SENDER_METRICS_PORT"]),
-            "refresh_interval": "15s",
+            "HERALD_SMTP_HOST": "smtp.example.com",
+            "HERALD_SMTP_PORT": "587",
+            "HERALD_SMTP_TLS": "starttls",
+            "HERALD_SMTP_USERNAME": "herald",
+            "HERALD_SMTP_PASSWORD": "secret",
         }
-    ]
+    )
+    environment = service_environment(real["services"]["reporter"])
+    assert (environment["HERALD_SMTP_HOST"], environment["HERALD_SMTP_TLS"]) == (
+        "smtp.example.com",
+        "starttls",
+    )
+    assert environment["HERALD_SMTP_PASSWORD"] == "secret"

@@ -34,7 +34,7 @@ BIND_HOST = "127.0.0.2"
 EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - what compose binds; replaced by BIND_HOST
 READY_WITHIN = 60.0
 STOP_WITHIN = 10.0
-LONG_RUNNING = ("probe-stub", "api", "scheduler", "sender")
+LONG_RUNNING = ("probe-stub", "api", "scheduler", "sender", "reporter")
 
 
 def free_port() -> int:

@@ -15,8 +15,17 @@ from tests.deploy.project import DEPLOY
 # The oldest Kubernetes we support and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 DOCKERFILE_USER = re.search(r"^USER (\d+):(\d+)$", (DEPLOY / "Dockerfile").read_text(), re.M)
-WORKER_METRICS = {"herald-scheduler": 9101, "herald-sender": 9102}
-SECRET_KEYS = {"HERALD_DATABASE_URL", "HERALD_AMQP_URL", "HERALD_PROBE_TOKEN"}
+WORKER_METRICS = {"herald-scheduler": 9101, "herald-sender": 9102, "herald-reporter": 9120}
+SECRET_KEYS = {
+    "HERALD_DATABASE_URL",
+    "HERALD_AMQP_URL",
+    "HERALD_PROBE_TOKEN",
+    "HERALD_SMTP_HOST",
+    "HERALD_SMTP_USERNAME",
+    "HERALD_SMTP_PASSWORD",
+    "HERALD_SMTP_FROM",
+    "HERALD_REPORT_RECIPIENTS",
+}
 
 Resources = tuple[dict[str, Any], ...]
 
@@ -61,6 +70,7 @@ def test_the_stack_has_every_part(manifests: Resources) -> None:
         ("Deployment", "herald-api"),
         ("Deployment", "herald-scheduler"),
         ("Deployment", "herald-sender"),
+        ("Deployment", "herald-reporter"),
         ("Service", "herald-api"),
         ("Ingress", "herald-api"),
         ("ConfigMap", "herald-config"),
@@ -140,7 +150,12 @@ def test_prometheus_finds_every_metrics_endpoint(manifests: Resources) -> None:
             assert int(annotations["prometheus.io/port"]) in ports, container.name
             assert annotations["prometheus.io/path"] == "/metrics"
             scraped[container.workload["metadata"]["name"]] = annotations["prometheus.io/port"]
-    assert scraped == {"herald-api": "8000", "herald-scheduler": "9101", "herald-sender": "9102"}
+    assert scraped == {
+        "herald-api": "8000",
+        "herald-scheduler": "9101",
+        "herald-sender": "9102",
+        "herald-reporter": "9120",
+    }
 
 
 def test_selectors_and_references_find_their_targets(manifests: Resources) -> None:
@@ -201,6 +216,26 @@ def test_only_senders_see_the_probe_token(manifests: Resources) -> None:
             container.spec["command"][0] in ("herald-sender", "herald-probe-stub")
         )
         assert all("secretRef" not in source for source in container.spec.get("envFrom", []))
+
+
+def test_only_the_reporter_sees_the_smtp_credentials() -> None:
+    for container in containers(kustomize.build(kustomize.BASE)):
+        names = {variable["name"] for variable in container.spec.get("env", [])}
+        sees = {"HERALD_SMTP_USERNAME", "HERALD_SMTP_PASSWORD"} & names
+        assert bool(sees) == (container.argv[0] == "herald-reporter"), container.name
+
+
+def test_the_reporter_runs_two_replicas_that_share_the_claims() -> None:
+    base = find(kustomize.build(kustomize.BASE), "Deployment", "herald-reporter")
+    assert base["spec"]["replicas"] == 2
+    (reporter,) = pod_template(base)["spec"]["containers"]
+    assert reporter["command"] == ["herald-reporter", "run"]
+    dev = kustomize.build(kustomize.DEV)
+    config = find(dev, "ConfigMap", "herald-config")["data"]
+    secret = find(dev, "Secret", "herald-secrets")["stringData"]
+    # The dev cluster mails a catcher in the namespace, in plain text and without auth.
+    assert (secret["HERALD_SMTP_HOST"], config["HERALD_SMTP_TLS"]) == ("mailpit", "none")
+    assert secret["HERALD_SMTP_PASSWORD"] == ""
 
 
 def test_senders_scale_on_cpu_and_are_evicted_one_at_a_time(manifests: Resources) -> None:

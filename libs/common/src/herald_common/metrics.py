@@ -136,6 +136,24 @@ LEDGER_LAG = Histogram(
 )
 
 
+REPORTS_SENT = Counter(
+    "herald_reports_sent_total",
+    "Daily reports the SMTP server accepted (by this process).",
+)
+REPORTS_FAILED = Counter(
+    "herald_reports_failed_total",
+    "Daily report sends that failed: rejected (a 5xx answer; not retried) or unavailable"
+    " (unreachable or 4xx until the retry time ran out; tried again later).",
+    ["reason"],
+)
+REPORT_LAST_SUCCESS = Gauge(
+    "herald_report_last_success_timestamp_seconds",
+    "When a daily report was last accepted by the SMTP server, by any replica (read from"
+    " the report claims), as a Unix time.",
+    multiprocess_mode="max",
+)
+
+
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Serve this process's metrics on ``http://host:port/metrics`` (0 disables)."""
     if port:

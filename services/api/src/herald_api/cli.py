@@ -1,4 +1,4 @@
-"""``herald``: the admin CLI (migrate, api-key create/list/revoke).
+"""``herald``: the admin CLI (migrate, api-key create/list/revoke, run, report).
 
 Each subcommand registers itself in ``COMMANDS`` (name -> function that adds its
 parser), so another module can add one with ``COMMANDS["name"] = add_parser``.
@@ -8,8 +8,10 @@ so and how to start it, and exits 2.
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -66,10 +68,34 @@ def _add_run(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     run.add_parser(commands)
 
 
+def _add_report(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    # Everything after `report` is the reporter's (its own --help included): a prefix
+    # character no option uses makes argparse take "--date", "-h" and the rest as values.
+    parser = commands.add_parser(
+        "report",
+        help="send or preview the daily statistics email (herald-reporter send|preview|run)",
+        add_help=False,
+        prefix_chars="+",
+    )
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+    parser.set_defaults(handler=_forward_to_reporter)
+
+
+def _forward_to_reporter(args: argparse.Namespace, _settings: ApiSettings) -> int:
+    # A service never imports another: the reporter's own script, from this same
+    # environment (never one found on PATH), replaces this process.
+    reporter = Path(sys.executable).parent / "herald-reporter"
+    if reporter.is_file():
+        os.execv(reporter, [str(reporter), *args.arguments])  # noqa: S606 - our script, no shell
+    print(f"herald: the reporter is not installed here ({reporter} is missing)", file=sys.stderr)
+    return 1
+
+
 COMMANDS: dict[str, AddParser] = {
     "migrate": _add_migrate,
     "api-key": _add_api_key,
     "run": _add_run,
+    "report": _add_report,
 }
 
 

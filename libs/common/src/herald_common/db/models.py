@@ -1,17 +1,19 @@
 """SQLAlchemy models of herald's schema; the migrations in ``migrations/`` create it.
 
 The API owns clients, mailings, the outbox and API keys; the scheduler owns the
-message ledger and the per-mailing counters.
+message ledger and the per-mailing counters; the reporter owns the report claims.
 """
 
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -46,6 +48,8 @@ TIMEZONE_MAX_LENGTH = 64
 MAILING_TEXT_MAX_LENGTH = 1000
 
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in MessageStatus)
+REPORT_CLAIM_STATES = ("sending", "deferred", "sent", "rejected")
+_CLAIM_STATE_VALUES = ", ".join(f"'{state}'" for state in REPORT_CLAIM_STATES)
 
 
 def _now() -> Any:
@@ -163,6 +167,12 @@ class Message(Base):
             "client_id",
             postgresql_where=sql_text("status IN ('scheduled', 'queued', 'retrying')"),
         ),
+        # Serves the daily report: the messages that reached a final status in a day.
+        Index(
+            "ix_messages_finished_at",
+            "finished_at",
+            postgresql_where=sql_text("finished_at IS NOT NULL"),
+        ),
     )
 
 
@@ -237,3 +247,47 @@ class ClientChange(Base):
         # The catch-up pass takes the oldest entries first.
         Index("ix_client_changes_pending_since", "pending_since", "client_id"),
     )
+
+
+class ReportClaim(Base):
+    """One day's report: who sends it, until when, and how it ended.
+
+    ``sending`` holds a lease (``lease_until``); ``deferred`` waits until ``lease_until``
+    after the SMTP server stayed unreachable; ``sent`` and ``rejected`` (a 5xx answer) are
+    settled: only ``herald report send --force`` takes them again.
+    """
+
+    __tablename__ = "report_claims"
+
+    report_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # Which replica and claim holds it (host, pid, a random part): only that one records.
+    holder: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Claims taken so far (each a try to send).
+    attempts: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+    # Bumped by a forced resend of a sent report, so that it gets a Message-ID of its own.
+    edition: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (CheckConstraint(f"state IN ({_CLAIM_STATE_VALUES})", name="state"),)
+
+
+class ReportOrigin(Base):
+    """The reporter's first start: catch-up never reports a day before it. One row."""
+
+    __tablename__ = "report_origin"
+
+    singleton: Mapped[bool] = mapped_column(
+        Boolean, primary_key=True, server_default=sql_text("true")
+    )
+    first_started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now()
+    )
+
+    __table_args__ = (CheckConstraint("singleton", name="singleton"),)
+
