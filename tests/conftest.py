@@ -30,6 +30,9 @@ BASE_DATABASE_URL = os.environ.get(
 BASE_AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RUN_ID = uuid.uuid4().hex[:8]
 
+# The admin login's OpenID provider (Canaille) and a browser for it, for any test.
+pytest_plugins = ["tests.oidc"]
+
 LEDGER_TABLES = "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys"
 
 

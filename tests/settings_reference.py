@@ -16,6 +16,7 @@ from herald_api.run import RunSettings
 from herald_api.settings import ApiSettings
 from herald_common.settings import HeraldSettings, ProbeSettings
 from herald_probe_stub.main import build_parser
+from herald_reporter.settings import ReporterSettings
 from herald_scheduler.settings import ScheduleSettings
 from herald_sender.main import SenderSettings
 
@@ -30,6 +31,7 @@ SECTIONS: list[tuple[str, type[BaseSettings], tuple[type[BaseSettings], ...]]] =
     ("`herald run`", RunSettings, (ApiSettings, ProbeSettings)),
     ("scheduler", ScheduleSettings, (HeraldSettings,)),
     ("sender", SenderSettings, (HeraldSettings, ProbeSettings)),
+    ("reporter", ReporterSettings, (HeraldSettings,)),
 ]
 
 

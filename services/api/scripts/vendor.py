@@ -2,10 +2,13 @@
 
 Each package in ``PACKAGES`` is fetched at its pinned version with ``npm pack`` (which
 checks the tarball against the registry's integrity hash), only the listed files are copied
-into ``herald_api/static/vendor/<directory>/``, and ``vendor.json`` records each file's
-package, version and sha256. The files are committed: only this script needs npm, never CI,
-an image build or ``make run``. To update a package, change its version here and run
-``make vendor``; to add one, add an entry.
+into ``<vendor directory>/<directory>/``, and that vendor directory's ``vendor.json``
+records each file's package, version and sha256. There are two vendor directories: the
+Swagger UI's (``herald_api/static/vendor/``, served at /static) and the admin UI's
+(``herald_api/admin/static/vendor/``, served at /admin/static only when the admin UI is
+on). The files are committed: only this script needs npm, never CI, an image build or
+``make run``. To update a package, change its version here and run ``make vendor``; to add
+one, add an entry.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-VENDOR_DIR = Path(__file__).resolve().parents[1] / "src" / "herald_api" / "static" / "vendor"
-MANIFEST = VENDOR_DIR / "vendor.json"
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "herald_api"
+VENDOR_DIR = PACKAGE_DIR / "static" / "vendor"
+ADMIN_VENDOR_DIR = PACKAGE_DIR / "admin" / "static" / "vendor"
+MANIFEST_NAME = "vendor.json"
 
 
 @dataclass(frozen=True)
 class NpmPackage:
     name: str
     version: str
-    directory: str  # under static/vendor/; the script owns it and rewrites it whole
+    directory: str  # under vendor_dir; the script owns it and rewrites it whole
     files: tuple[str, ...]  # paths inside the package
+    vendor_dir: Path = VENDOR_DIR
 
 
 PACKAGES = (
@@ -45,6 +51,30 @@ PACKAGES = (
             "NOTICE",
             "swagger-ui-bundle.js.LICENSE.txt",
         ),
+    ),
+    # The admin UI's: htmx 2 (the 4.x line on npm's "latest" tag changes the attribute
+    # semantics the templates rely on), Chart.js 4's UMD bundle (no build step, no date
+    # adapter: the charts label their axes themselves), Pico CSS 2 with its classes.
+    NpmPackage(
+        name="htmx.org",
+        version="2.0.11",
+        directory="htmx",
+        files=("dist/htmx.min.js", "LICENSE"),
+        vendor_dir=ADMIN_VENDOR_DIR,
+    ),
+    NpmPackage(
+        name="chart.js",
+        version="4.6.1",
+        directory="chartjs",
+        files=("dist/chart.umd.min.js", "LICENSE.md"),
+        vendor_dir=ADMIN_VENDOR_DIR,
+    ),
+    NpmPackage(
+        name="@picocss/pico",
+        version="2.1.1",
+        directory="pico",
+        files=("css/pico.min.css", "LICENSE.md"),
+        vendor_dir=ADMIN_VENDOR_DIR,
     ),
 )
 
@@ -67,7 +97,7 @@ def fetch(package: NpmPackage, workdir: Path) -> dict[str, dict[str, str | int]]
         )
     )
     tarball = workdir / packed[0]["filename"]
-    target = VENDOR_DIR / package.directory
+    target = package.vendor_dir / package.directory
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     entries: dict[str, dict[str, str | int]] = {}
@@ -80,7 +110,7 @@ def fetch(package: NpmPackage, workdir: Path) -> dict[str, dict[str, str | int]]
             content = member.read()
             destination = target / Path(name).name
             destination.write_bytes(content)
-            entries[destination.relative_to(VENDOR_DIR).as_posix()] = {
+            entries[destination.relative_to(package.vendor_dir).as_posix()] = {
                 "package": package.name,
                 "version": package.version,
                 "source": name,
@@ -93,16 +123,21 @@ def fetch(package: NpmPackage, workdir: Path) -> dict[str, dict[str, str | int]]
 def main() -> None:
     if shutil.which("npm") is None:
         raise SystemExit("make vendor needs npm (e.g. apt-get install npm); nothing else does")
-    files: dict[str, dict[str, str | int]] = {}
+    files: dict[Path, dict[str, dict[str, str | int]]] = {}
     with tempfile.TemporaryDirectory(prefix="herald-vendor-") as workdir:
         for package in PACKAGES:
-            files |= fetch(package, Path(workdir))
+            files.setdefault(package.vendor_dir, {}).update(fetch(package, Path(workdir)))
             latest = npm("view", package.name, "version").strip()
             note = "" if latest == package.version else f" (latest is {latest})"
             print(f"{package.name}@{package.version} -> {package.directory}/{note}")
-    manifest = {"generated_by": "make vendor (services/api/scripts/vendor.py)", "files": files}
-    MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {MANIFEST}")
+    for vendor_dir, entries in files.items():
+        manifest = {
+            "generated_by": "make vendor (services/api/scripts/vendor.py)",
+            "files": entries,
+        }
+        path = vendor_dir / MANIFEST_NAME
+        path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

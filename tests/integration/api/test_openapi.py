@@ -42,6 +42,7 @@ def test_every_rest_operation_of_the_contract_is_there(spec: dict[str, Any]) -> 
         ("DELETE", "/api/v1/clients/{client_id}"),
         ("POST", "/api/v1/mailings"),
         ("GET", "/api/v1/mailings"),
+        ("POST", "/api/v1/mailings/preview"),
         ("GET", "/api/v1/mailings/{mailing_id}"),
         ("PATCH", "/api/v1/mailings/{mailing_id}"),
         ("DELETE", "/api/v1/mailings/{mailing_id}"),

@@ -20,6 +20,7 @@ OPEN = {
     "/metrics",
     "/docs/oauth2-redirect",
     "/static",  # the files /docs loads (herald_api.docs)
+    "/asyncapi.yaml",  # the broker's message flows, public like /openapi.json
 }
 
 

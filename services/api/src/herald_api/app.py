@@ -8,6 +8,8 @@ import structlog
 from fastapi import Depends, FastAPI
 
 from herald_api import health
+from herald_api.admin import IMPORT_PATH as ADMIN_IMPORT_PATH
+from herald_api.admin import mount_admin
 from herald_api.allowed_methods import AllowedMethodsMiddleware
 from herald_api.clients.endpoints import router as clients_router
 from herald_api.deps import ApiState
@@ -101,13 +103,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
     app.include_router(health.router)
     install_docs(app)
+    mount_admin(app, settings)
 
     # Added last runs first: the context middleware wraps everything, including the 413s.
     app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.api_max_body_bytes,
-        limits={IMPORT_PATH: settings.api_max_import_bytes},
+        # The admin UI's upload of the same import takes the same limit.
+        limits={
+            IMPORT_PATH: settings.api_max_import_bytes,
+            ADMIN_IMPORT_PATH: settings.api_max_import_bytes,
+        },
     )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -1,13 +1,16 @@
 """``herald run``: the whole system on one machine, in the foreground, for development.
 
 Checks that PostgreSQL and RabbitMQ answer, migrates, creates a development API key,
-then starts the probe stub (unless HERALD_PROBE_URL points elsewhere), the api, the
-scheduler and two senders. Ctrl-C stops them all cleanly.
+then starts the probe stub (unless HERALD_PROBE_URL points elsewhere), a local OpenID
+provider for the admin UI (unless HERALD_ADMIN_OIDC_ISSUER names one), the api, the
+scheduler, two senders, the reporter and a local SMTP sink for its mail. Ctrl-C stops
+them all cleanly.
 """
 
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,6 +30,7 @@ from herald_common.db import migrate
 from herald_common.settings import ProbeSettings
 
 STUB_URL = "http://127.0.0.1:8090/v1"
+MAIL_DIR = "var/mail"
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -34,10 +38,27 @@ class RunSettings(ApiSettings, ProbeSettings):
     run_senders: int = Field(
         default=2, ge=1, le=16, description="Sender processes that `herald run` starts."
     )
+    run_identity_provider_port: int = Field(
+        default=8091,
+        ge=1,
+        le=65535,
+        description="Port of the local OpenID provider `herald run` starts for the admin UI"
+        " (when HERALD_ADMIN_OIDC_ISSUER is not set).",
+    )
 
 
 class Unreachable(Exception):
     """A dependency does not answer; the message says which and how to start it."""
+
+
+@dataclass(frozen=True)
+class DevLogin:
+    """The local identity provider's seeded accounts and herald's client, for this run."""
+
+    admin_password: str
+    user_password: str
+    client_secret: str
+    session_secret: str
 
 
 @dataclass
@@ -109,8 +130,45 @@ def create_dev_key() -> str:
     return result.stdout.strip()
 
 
-def plan(settings: RunSettings) -> list[Child]:
+def identity_provider(settings: RunSettings, login: DevLogin) -> tuple[Child, dict[str, str]]:
+    """The development OpenID provider (Canaille), and the api's environment for it."""
+    port = settings.run_identity_provider_port
+    issuer = f"http://127.0.0.1:{port}"
+    callback = f"http://{settings.api_host}:{settings.api_port}/admin/callback"
+    child = Child(
+        "identity-provider",
+        [
+            sys.executable,
+            "-m",
+            "herald_api.admin.dev_idp",
+            "--port",
+            str(port),
+            "--redirect-uri",
+            callback,
+            # name=value: a random secret may start with "-".
+            f"--client-secret={login.client_secret}",
+            f"--admin-password={login.admin_password}",
+            f"--user-password={login.user_password}",
+        ],
+    )
+    api_env = {
+        "HERALD_ADMIN_OIDC_ISSUER": issuer,
+        "HERALD_ADMIN_OIDC_CLIENT_ID": "herald",
+        "HERALD_ADMIN_OIDC_CLIENT_SECRET": login.client_secret,
+        "HERALD_ADMIN_SESSION_SECRET": login.session_secret,
+        # Plain http on this machine: a Secure cookie would never be sent back.
+        "HERALD_ADMIN_COOKIE_SECURE": "false",
+    }
+    return child, api_env
+
+
+def plan(settings: RunSettings, login: DevLogin | None = None) -> list[Child]:
+    """The processes to start; ``login`` adds the local identity provider."""
     children: list[Child] = []
+    api_env: dict[str, str] = {}
+    if login is not None:
+        provider, api_env = identity_provider(settings, login)
+        children.append(provider)
     if settings.probe_url.rstrip("/") == STUB_URL:
         stub = urlsplit(STUB_URL)
         children.append(
@@ -125,8 +183,36 @@ def plan(settings: RunSettings) -> list[Child]:
                 ],
             )
         )
-    children.append(Child("api", [command("herald-api")]))
+    children.append(Child("api", [command("herald-api")], env=api_env))
     children.append(Child("scheduler", [command("herald-scheduler")]))
+    # The daily report goes to a local SMTP sink, which keeps each mail as a file.
+    children.append(
+        Child(
+            "mail-sink",
+            [
+                command("herald-mail-sink"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8025",
+                "--dir",
+                MAIL_DIR,
+            ],
+        )
+    )
+    children.append(
+        Child(
+            "reporter",
+            [command("herald-reporter"), "run"],
+            env={
+                "HERALD_REPORT_RECIPIENTS": "ops@localhost",
+                "HERALD_SMTP_HOST": "127.0.0.1",
+                "HERALD_SMTP_PORT": "8025",
+                "HERALD_SMTP_TLS": "none",
+                "HERALD_ADMIN_URL": f"http://{settings.api_host}:{settings.api_port}/admin",
+            },
+        )
+    )
     for index in range(settings.run_senders):
         children.append(
             Child(
@@ -198,8 +284,18 @@ def run(settings: RunSettings) -> int:
     migrate.create_database_if_missing(settings.database_url)
     migrate.upgrade(settings.database_url)
     key = create_dev_key()
+    # The admin UI logs in through OpenID Connect: without an issuer of the user's own,
+    # a local provider with fresh passwords for this run.
+    login = None
+    if settings.admin_oidc_issuer is None:
+        login = DevLogin(
+            admin_password=secrets.token_urlsafe(12),
+            user_password=secrets.token_urlsafe(12),
+            client_secret=secrets.token_urlsafe(24),
+            session_secret=secrets.token_urlsafe(32),
+        )
 
-    children = plan(settings)
+    children = plan(settings, login)
     stopping = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -214,11 +310,21 @@ def run(settings: RunSettings) -> int:
             print("herald: the api did not start; see the logs above", file=sys.stderr)
             return 1
         base = f"http://{settings.api_host}:{settings.api_port}"
+        if login is not None:
+            admin = (
+                f"  Admin UI: {base}/admin\n"
+                f"  Login:    admin / {login.admin_password}"
+                f"   (not an admin: user / {login.user_password})\n"
+            )
+        else:
+            admin = f"  Admin UI: {base}/admin (log in through {settings.admin_oidc_issuer})\n"
         print(
             f"\nherald is running ({', '.join(c.name for c in children)})\n"
             f"  API:      {base}/api/v1\n"
             f"  Docs:     {base}/docs\n"
             f"  API key:  {key}\n"
+            f"{admin}"
+            f"  Mail:     the daily report lands in {Path(MAIL_DIR).resolve()}/ (local SMTP sink)\n"
             f"  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/mailings\n"
             "Press Ctrl-C to stop.\n",
             flush=True,

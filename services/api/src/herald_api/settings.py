@@ -1,11 +1,12 @@
-"""The api's settings: the shared HeraldSettings plus the HTTP server's own knobs."""
+"""The api's settings: the shared HeraldSettings, the admin login, the HTTP server's knobs."""
 
 from pydantic import Field
 
+from herald_api.admin_settings import AdminSettings
 from herald_common.settings import HeraldSettings
 
 
-class ApiSettings(HeraldSettings):
+class ApiSettings(HeraldSettings, AdminSettings):
     """``HERALD_*`` variables read by the api and the ``herald`` admin CLI."""
 
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")

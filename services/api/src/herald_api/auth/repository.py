@@ -12,6 +12,10 @@ async def by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     return await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
 
 
+async def get(session: AsyncSession, key_id: int) -> ApiKey | None:
+    return await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
+
+
 async def prefix_taken(session: AsyncSession, prefix: str) -> bool:
     found = await session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix))
     return found is not None

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.auth import keys, repository
-from herald_api.errors import Unauthorized
+from herald_api.errors import Unauthorized, ValidationFailed
+from herald_api.validation import storable
 from herald_common.db.models import ApiKey
 
 _PREFIX_ATTEMPTS = 5
+NAME_MAX_LENGTH = 100  # api_keys.name
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,17 @@ async def authenticate(session: AsyncSession, key: str) -> Caller:
     return Caller(key_id=found.id, name=found.name)
 
 
+def key_name(name: str) -> str:
+    """The name a key is created with: without surrounding blanks, 1 to 100 characters."""
+    cleaned = name.strip()
+    if not 1 <= len(cleaned) <= NAME_MAX_LENGTH:
+        raise ValidationFailed.on("name", f"must be 1 to {NAME_MAX_LENGTH} characters")
+    try:
+        return storable(cleaned)
+    except ValueError as error:
+        raise ValidationFailed.on("name", str(error)) from None
+
+
 async def create(session: AsyncSession, name: str) -> tuple[ApiKey, str]:
     """A new key row and the key itself, which is shown once and never stored."""
     for _ in range(_PREFIX_ATTEMPTS):
@@ -48,6 +61,10 @@ async def create(session: AsyncSession, name: str) -> tuple[ApiKey, str]:
 
 async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
     return await repository.all_keys(session)
+
+
+async def get(session: AsyncSession, key_id: int) -> ApiKey | None:
+    return await repository.get(session, key_id)
 
 
 async def revoke(session: AsyncSession, key_id: int) -> ApiKey | None:

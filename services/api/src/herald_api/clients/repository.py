@@ -57,13 +57,48 @@ async def page(
     limit: int,
     tag: str | None,
     operator_code: str | None,
+    phone_prefix: str | None = None,
 ) -> Sequence[Client]:
     statement = select(Client).where(Client.id > after_id).order_by(Client.id).limit(limit)
     if tag is not None:
         statement = statement.where(Client.tag == tag)
     if operator_code is not None:
         statement = statement.where(Client.operator_code == operator_code)
+    if phone_prefix:
+        statement = statement.where(Client.phone.startswith(phone_prefix, autoescape=True))
     return (await session.scalars(statement)).all()
+
+
+# The distinct values of an indexed column by a "loose index scan": each step jumps to the
+# next larger value through the index, so the cost grows with the number of values, not of
+# clients (PostgreSQL does not skip through an index by itself).
+_OPERATOR_CODES = text(
+    "WITH RECURSIVE found (value) AS ("
+    " (SELECT operator_code FROM clients ORDER BY operator_code LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT c.operator_code FROM clients c WHERE c.operator_code > found.value"
+    " ORDER BY c.operator_code LIMIT 1)"
+    " FROM found WHERE found.value IS NOT NULL"
+    ") SELECT value FROM found WHERE value IS NOT NULL LIMIT :limit"
+)
+_TAGS = text(
+    "WITH RECURSIVE found (value) AS ("
+    " (SELECT tag FROM clients WHERE tag IS NOT NULL ORDER BY tag LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT c.tag FROM clients c WHERE c.tag > found.value ORDER BY c.tag LIMIT 1)"
+    " FROM found WHERE found.value IS NOT NULL"
+    ") SELECT value FROM found WHERE value IS NOT NULL LIMIT :limit"
+)
+
+
+async def operator_codes(session: AsyncSession, limit: int) -> list[str]:
+    """The operator codes clients have, ascending, at most ``limit``."""
+    return [str(value) for value in await session.scalars(_OPERATOR_CODES, {"limit": limit})]
+
+
+async def tags(session: AsyncSession, limit: int) -> list[str]:
+    """The tags clients have, ascending, at most ``limit``."""
+    return [str(value) for value in await session.scalars(_TAGS, {"limit": limit})]
 
 
 # Every change draws a new revision but keeps pending_since: an entry that keeps changing

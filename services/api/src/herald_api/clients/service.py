@@ -2,6 +2,7 @@
 entry to the client journal, in the change's transaction."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -89,7 +90,30 @@ async def list_page(
     limit: int,
     tag: str | None,
     operator_code: str | None,
+    phone_prefix: str | None = None,
 ) -> Sequence[Client]:
     return await repository.page(
-        session, after_id=after_id, limit=limit, tag=tag, operator_code=operator_code
+        session,
+        after_id=after_id,
+        limit=limit,
+        tag=tag,
+        operator_code=operator_code,
+        phone_prefix=phone_prefix,
+    )
+
+
+@dataclass(frozen=True)
+class FilterValues:
+    """The values a mailing's filter can choose from: those clients have."""
+
+    operator_codes: list[str]
+    tags: list[str]
+
+
+async def filter_values(session: AsyncSession, limit: int) -> FilterValues:
+    """The distinct operator codes and tags of the directory, each list at most ``limit``
+    long, ascending."""
+    return FilterValues(
+        operator_codes=await repository.operator_codes(session, limit),
+        tags=await repository.tags(session, limit),
     )

@@ -9,6 +9,7 @@ from herald_api.deps import SessionDep
 from herald_api.errors import error_responses
 from herald_api.mailings import service
 from herald_api.mailings.schemas import (
+    AudiencePreview,
     MailingCreate,
     MailingPage,
     MailingRead,
@@ -38,6 +39,24 @@ router = APIRouter(
 )
 async def create_mailing(session: SessionDep, new: MailingCreate) -> MailingRead:
     return MailingRead.of(*await service.create(session, new))
+
+
+# Before the /{mailing_id} routes, so that "preview" is never read as an id.
+@router.post(
+    "/preview",
+    summary="Preview a mailing's audience",
+    response_description="Who the mailing would reach, by time zone, and when.",
+    description=(
+        "Takes the body of `POST /mailings` and creates nothing. Counts the clients the"
+        " filter matches now and, per time zone, the first instant their message would be"
+        " due: the first instant inside the frame (from now on, once it has started) whose"
+        " local time is inside the send window, as the scheduler computes it. Clients in a"
+        " zone where the window does not open inside the frame are counted in `never`."
+    ),
+    responses=error_responses(401, 413, 422),
+)
+async def preview_mailing(session: SessionDep, terms: MailingCreate) -> AudiencePreview:
+    return await service.preview(session, terms)
 
 
 @router.get(

@@ -5,12 +5,26 @@ status shown and the status filtered on always agree.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_common.db.models import Mailing, MailingCounters, Message
+from herald_common.db.models import Client, Mailing, MailingCounters, Message
 from herald_common.domain import MailingStatus, MessageStatus
 
 _now = func.now()
@@ -101,14 +115,52 @@ async def cancel(session: AsyncSession, mailing_id: int, correlation_id: str | N
 
 
 async def page(
-    session: AsyncSession, *, after_id: int, limit: int, status: MailingStatus | None
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    status: MailingStatus | None,
+    text: str | None = None,
+    newest_first: bool = False,
 ) -> list[MailingWithStatus]:
-    statement = (
-        select(Mailing, STATUS).where(Mailing.id > after_id).order_by(Mailing.id).limit(limit)
-    )
+    """A keyset page by id: ids above ``after_id`` ascending, or, ``newest_first``, ids
+    below it descending (0 then means from the newest)."""
+    statement = select(Mailing, STATUS).limit(limit)
+    if newest_first:
+        statement = statement.order_by(Mailing.id.desc())
+        if after_id:
+            statement = statement.where(Mailing.id < after_id)
+    else:
+        statement = statement.where(Mailing.id > after_id).order_by(Mailing.id)
     if status is not None:
         statement = statement.where(_has_status(status))
+    if text:
+        statement = statement.where(Mailing.text.icontains(text, autoescape=True))
     return [_with_status(row) for row in await session.execute(statement)]
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The transaction's now(), the instant statuses are derived from."""
+    now: datetime = (await session.execute(select(_now))).scalar_one()
+    return now
+
+
+async def audience_by_timezone(
+    session: AsyncSession, *, operator_codes: list[str] | None, tags: list[str] | None
+) -> list[tuple[str, int]]:
+    """(time zone, clients) of the clients a filter matches, by the scheduler's rule: a
+    client matches when it has one of the codes given and one of the tags given."""
+    clients = func.count().label("clients")
+    statement = select(Client.timezone, clients).group_by(Client.timezone).order_by(Client.timezone)
+    # One array parameter each, as the scheduler's "= ANY(filter_...)" reads them.
+    if operator_codes is not None:
+        codes = bindparam("operator_codes", operator_codes, type_=ARRAY(String))
+        statement = statement.where(Client.operator_code == any_(codes))
+    if tags is not None:
+        statement = statement.where(
+            Client.tag == any_(bindparam("tags", tags, type_=ARRAY(String)))
+        )
+    return [(str(zone), int(count)) for zone, count in await session.execute(statement)]
 
 
 async def messages_page(

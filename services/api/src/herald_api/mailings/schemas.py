@@ -301,3 +301,65 @@ class MessagePage(BaseModel):
         description="Pass as `cursor` to get the next page; null on the last page.",
         examples=["AAAAAAAAA-k"],
     )
+
+
+AUDIENCE_ZONE_EXAMPLE = {
+    "timezone": "Europe/Moscow",
+    "clients": 1200,
+    "first_send_at": "2030-03-01T06:00:00Z",
+    "first_send_local": "2030-03-01T09:00:00+03:00",
+}
+NEVER_ZONE_EXAMPLE = {
+    "timezone": "Asia/Kamchatka",
+    "clients": 30,
+    "first_send_at": None,
+    "first_send_local": None,
+}
+
+
+class AudienceZone(BaseModel):
+    """The matching clients of one time zone and when their first message would go out."""
+
+    timezone: str = Field(description="The clients' IANA time zone.", examples=["Europe/Moscow"])
+    clients: int = Field(description="Matching clients in this zone.", examples=[1200])
+    first_send_at: datetime | None = Field(
+        description=(
+            "The first instant inside the frame (from `computed_at` on, once the frame has"
+            " started) whose local time in this zone is inside the send window: when the"
+            " scheduler would make these clients' messages due. null: there is none, and"
+            " these clients never get the mailing."
+        ),
+        examples=["2030-03-01T06:00:00Z"],
+    )
+    first_send_local: datetime | None = Field(
+        description="`first_send_at` as the zone's local time, with its offset.",
+        examples=["2030-03-01T09:00:00+03:00"],
+    )
+
+
+class AudiencePreview(BaseModel):
+    """Who a mailing with these terms would reach, and when, computed without creating it."""
+
+    matching: int = Field(description="Clients the filter matches.", examples=[1230])
+    reachable: int = Field(
+        description="Matching clients whose send window opens inside the frame.",
+        examples=[1200],
+    )
+    never: int = Field(
+        description=(
+            "Matching clients who would never get a message: in their time zone the window"
+            " does not open inside the (remaining) frame. `matching` = `reachable` + `never`."
+        ),
+        examples=[30],
+    )
+    computed_at: datetime = Field(
+        description="The instant the preview was computed at (the database's clock).",
+        examples=["2030-02-27T12:00:00Z"],
+    )
+    zones: list[AudienceZone] = Field(
+        description=(
+            "One entry per time zone of the matching clients: the earliest first send"
+            " first, then the zones that never send, each group by zone name."
+        ),
+        examples=[[AUDIENCE_ZONE_EXAMPLE, NEVER_ZONE_EXAMPLE]],
+    )

@@ -1,6 +1,9 @@
-"""Mailing use cases: each change bumps the revision and writes a ``mailing.*`` event."""
+"""Mailing use cases: each change bumps the revision and writes a ``mailing.*`` event; the
+audience preview of would-be terms changes nothing."""
 
-from datetime import time
+import zoneinfo
+from collections.abc import Iterable
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,8 +12,16 @@ from herald_api import correlation
 from herald_api.errors import Conflict, NotFound, ValidationFailed
 from herald_api.mailings import repository
 from herald_api.mailings.repository import MailingWithStatus
-from herald_api.mailings.schemas import MailingCreate, MailingFilter, MailingUpdate, SendWindow
+from herald_api.mailings.schemas import (
+    AudiencePreview,
+    AudienceZone,
+    MailingCreate,
+    MailingFilter,
+    MailingUpdate,
+    SendWindow,
+)
 from herald_api.outbox import writer
+from herald_common import send_window
 from herald_common.contracts import EventType
 from herald_common.db.models import Message
 from herald_common.domain import MailingStatus, MessageStatus
@@ -106,9 +117,103 @@ async def delete(session: AsyncSession, mailing_id: int) -> None:
 
 
 async def list_page(
-    session: AsyncSession, *, after_id: int, limit: int, status: MailingStatus | None
+    session: AsyncSession,
+    *,
+    after_id: int,
+    limit: int,
+    status: MailingStatus | None,
+    text: str | None = None,
+    newest_first: bool = False,
 ) -> list[MailingWithStatus]:
-    return await repository.page(session, after_id=after_id, limit=limit, status=status)
+    """A page by id; ``text`` keeps the mailings whose text contains it (any letter case)."""
+    return await repository.page(
+        session,
+        after_id=after_id,
+        limit=limit,
+        status=status,
+        text=text,
+        newest_first=newest_first,
+    )
+
+
+def first_send_at(
+    start_at: datetime,
+    end_at: datetime,
+    timezone: str,
+    window: send_window.SendWindow | None,
+    now: datetime,
+) -> datetime | None:
+    """When a client in ``timezone`` would first be due: the scheduler's rule
+    (``herald_scheduler.reconciler.zone_due``), which a test holds this to.
+
+    A frame that has started counts from now; an unknown zone is never due.
+    """
+    try:
+        tz = send_window.zone(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+    return send_window.first_due_at(max(start_at, now), end_at, tz, window)
+
+
+def audience_zones(
+    groups: Iterable[tuple[str, int]],
+    *,
+    start_at: datetime,
+    end_at: datetime,
+    window: send_window.SendWindow | None,
+    now: datetime,
+) -> list[AudienceZone]:
+    """Each zone's clients and first send, the earliest first and the never-due last."""
+    zones = []
+    for timezone, clients in groups:
+        due = first_send_at(start_at, end_at, timezone, window, now)
+        local = None if due is None else due.astimezone(send_window.zone(timezone))
+        zones.append(
+            AudienceZone(
+                timezone=timezone, clients=clients, first_send_at=due, first_send_local=local
+            )
+        )
+    return sorted(
+        zones,
+        key=lambda zone: (
+            zone.first_send_at is None,
+            zone.first_send_at or now,
+            zone.timezone,
+        ),
+    )
+
+
+def _common_window(window: SendWindow | None) -> send_window.SendWindow | None:
+    if window is None:
+        return None
+    return send_window.SendWindow(time.fromisoformat(window.start), time.fromisoformat(window.end))
+
+
+async def preview(session: AsyncSession, terms: MailingCreate) -> AudiencePreview:
+    """The audience a mailing with these terms would have now: one grouped count over the
+    matching clients, then one due time per time zone, as the scheduler computes them."""
+    now = await repository.database_now(session)
+    groups = await repository.audience_by_timezone(
+        session,
+        operator_codes=terms.filter.operator_codes if terms.filter else None,
+        tags=terms.filter.tags if terms.filter else None,
+    )
+    zones = audience_zones(
+        groups,
+        start_at=terms.start_at,
+        end_at=terms.end_at,
+        window=_common_window(terms.send_window),
+        now=now,
+    )
+    matching = sum(zone.clients for zone in zones)
+    never = sum(zone.clients for zone in zones if zone.first_send_at is None)
+    return AudiencePreview(
+        matching=matching,
+        reachable=matching - never,
+        never=never,
+        computed_at=now,
+        zones=zones,
+    )
 
 
 async def messages_page(

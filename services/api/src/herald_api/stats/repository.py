@@ -1,8 +1,10 @@
-"""SQL for statistics: the per-mailing counters (O(1) per mailing) and the error breakdown."""
+"""SQL for statistics: the per-mailing counters (O(1) per mailing), the error breakdown,
+and sends per minute from the ledger."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.mailings.repository import STATUS
@@ -67,3 +69,71 @@ async def error_classes(session: AsyncSession, mailing_id: int) -> list[tuple[st
         .order_by(count.desc(), Message.error_class)
     )
     return [(str(name), int(total)) for name, total in await session.execute(statement)]
+
+
+def _progress_statement() -> Select[Any]:
+    return (
+        select(
+            Mailing.id,
+            Mailing.text,
+            STATUS,
+            Mailing.start_at,
+            Mailing.end_at,
+            *(_zero_if_missing(column) for column in _COUNT_COLUMNS),
+        )
+        .select_from(Mailing)
+        .outerjoin(MailingCounters, MailingCounters.mailing_id == Mailing.id)
+    )
+
+
+async def mailing_progress(session: AsyncSession, mailing_id: int) -> Any | None:
+    """(id, text, status, start_at, end_at, <each status>) of one mailing; None if unknown."""
+    statement = _progress_statement().where(Mailing.id == mailing_id)
+    return (await session.execute(statement)).one_or_none()
+
+
+async def active_progress(session: AsyncSession, limit: int) -> list[Any]:
+    """The same rows for the live mailings that have not ended, the earliest start first:
+    the running ones, then the upcoming ones."""
+    statement = (
+        _progress_statement()
+        .where(Mailing.cancelled_at.is_(None), Mailing.end_at > func.now())
+        .order_by(Mailing.start_at, Mailing.id)
+        .limit(limit)
+    )
+    return list(await session.execute(statement))
+
+
+async def mailings_by_status(session: AsyncSession) -> list[tuple[str, int]]:
+    """(status, mailings) for each status some mailing is in."""
+    count = func.count().label("count")
+    statement = select(STATUS, count).group_by(STATUS)
+    return [(str(status), int(total)) for status, total in await session.execute(statement)]
+
+
+async def sends_per_minute(
+    session: AsyncSession, *, since: datetime, until: datetime, mailing_id: int | None
+) -> list[tuple[datetime, int]]:
+    """(minute, messages sent in it) for the minutes of [since, until) that saw a send.
+
+    Reads only the ledger rows of mailings whose counters say they sent since ``since``
+    (the ledger writer keeps ``last_sent_at`` with the rows, in the same transaction), and
+    of those only the sent ones, through the (mailing_id, status, id) index: ``sent_at``
+    is set exactly when a message becomes ``sent``, its final status.
+    """
+    recent = select(MailingCounters.mailing_id).where(MailingCounters.last_sent_at >= since)
+    if mailing_id is not None:
+        recent = recent.where(MailingCounters.mailing_id == mailing_id)
+    minute = func.date_trunc("minute", Message.sent_at).label("minute")
+    statement = (
+        select(minute, func.count().label("sent"))
+        .where(
+            Message.mailing_id.in_(recent),
+            Message.status == MessageStatus.sent.value,
+            Message.sent_at >= since,
+            Message.sent_at < until,
+        )
+        .group_by(minute)
+        .order_by(minute)
+    )
+    return [(at, int(sent)) for at, sent in await session.execute(statement)]
