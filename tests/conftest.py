@@ -33,7 +33,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 # The admin login's OpenID provider (Canaille) and a browser for it, for any test.
 pytest_plugins = ["tests.oidc"]
 
-LEDGER_TABLES = "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys"
+LEDGER_TABLES = (
+    "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys, rate_limits"
+)
 
 
 def _reachable(host: str | None, port: int | None) -> bool:

@@ -93,6 +93,17 @@ SENDER_CLOCK_OFFSET = Gauge(
     " by the database's).",
     multiprocess_mode="liveall",
 )
+SENDER_RATE_IN_FORCE = Gauge(
+    "herald_sender_rate_limit_in_force",
+    "Requests/s all senders together may start now (HERALD_PROBE_RATE_LIMIT, lowered while"
+    " the API answers 429), as this sender last leased it.",
+    multiprocess_mode="liveall",
+)
+SENDER_RATE_WAIT = Histogram(
+    "herald_sender_rate_limit_wait_seconds",
+    "How long a request waited for its slot of the shared rate limit.",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
 LEASES_EXPIRED = Counter(
     "herald_messages_lease_expired_total",
     "Queued or retrying messages given back to the dispatcher because no command held them"

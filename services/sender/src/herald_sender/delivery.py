@@ -43,6 +43,7 @@ from herald_sender.classification import (
 from herald_sender.deferral import tier_for_retry
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
+from herald_sender.rate_limit import SharedRateLimit
 from herald_sender.repository import MailingTerms, MessageState
 from herald_sender.request_timeout import RequestTimeout
 
@@ -156,9 +157,11 @@ class Courier:
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         watch: MailingWatch | None = None,
+        rate: SharedRateLimit | None = None,
     ) -> None:
         self._client = client
         self._watch = watch
+        self._rate = rate
         self._breaker = breaker
         self._policy = policy
         self._clock = clock or _utc_now
@@ -348,41 +351,49 @@ class Courier:
 
     async def _request(self, message: _Message, *, probe: bool) -> Judgement:
         state = message.state
-        async with self._limit:
-            # Checked again here, right before the request: waiting for a slot takes time.
-            now = self._clock()
-            blocked = self._blocked(message, now, probe=probe)
-            if blocked is not None:
-                return blocked
-            remaining = (message.deadline - now).total_seconds()
-            budget = self.timeout.current
-            timeout = min(budget, remaining)
-            SENDER_INFLIGHT.inc()
-            try:
-                response = await self._client.send(
-                    state.id, int(state.phone), message.terms.text, timeout
-                )
-            except ProbeTransportError as error:
-                latency = error.latency
-                judgement = judge_transport_error(error)
-                status: int | None = None
-                body: bytes | None = None
-                if isinstance(error, ProbeTimeout):
-                    if timeout < budget:
-                        # Cut short by the mailing's end: it says nothing about the API.
-                        judgement = dataclasses.replace(judgement, circuit_failure=False)
-                    else:
-                        self.timeout.observe(timeout)
-            else:
-                latency = response.latency
-                self.timeout.observe(latency)
-                judgement = judge(response)
-                status, body = response.status, response.body
-            finally:
-                SENDER_INFLIGHT.dec()
+        while True:
+            # The rate's slot first: a request waiting for the rate holds no worker.
+            slot = await self._rate.acquire() if self._rate is not None else None
+            async with self._limit:
+                if slot is not None and self._rate is not None and self._rate.stale(slot):
+                    continue  # it waited too long for a worker: a new slot, not a burst
+                # Checked again here, right before the request: waiting for a slot takes time.
+                now = self._clock()
+                blocked = self._blocked(message, now, probe=probe)
+                if blocked is not None:
+                    return blocked
+                remaining = (message.deadline - now).total_seconds()
+                budget = self.timeout.current
+                timeout = min(budget, remaining)
+                SENDER_INFLIGHT.inc()
+                try:
+                    response = await self._client.send(
+                        state.id, int(state.phone), message.terms.text, timeout
+                    )
+                except ProbeTransportError as error:
+                    latency = error.latency
+                    judgement = judge_transport_error(error)
+                    status: int | None = None
+                    body: bytes | None = None
+                    if isinstance(error, ProbeTimeout):
+                        if timeout < budget:
+                            # Cut short by the mailing's end: it says nothing about the API.
+                            judgement = dataclasses.replace(judgement, circuit_failure=False)
+                        else:
+                            self.timeout.observe(timeout)
+                else:
+                    latency = response.latency
+                    self.timeout.observe(latency)
+                    judgement = judge(response)
+                    status, body = response.status, response.body
+                finally:
+                    SENDER_INFLIGHT.dec()
+            break
         message.answered_at = self._clock()
         PROBE_LATENCY.observe(latency)
         self._count_attempt(judgement)
+        if judgement.error_class is ErrorClass.rate_limited and self._rate is not None:
+            await self._rate.throttled(judgement.retry_after)
         if judgement.verdict is Verdict.unauthorized:
             # The token is bad, not the message: the attempt is not counted against it.
             PROBE_UNAUTHORIZED.inc()

@@ -21,6 +21,7 @@ from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.leases import LeaseKeeper
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, Transport, open_probe_client
+from herald_sender.rate_limit import SharedRateLimit
 
 log = structlog.get_logger()
 
@@ -75,6 +76,12 @@ class SenderSettings(HeraldSettings, ProbeSettings):
     sender_drain_seconds: float = Field(
         default=8.0, ge=0, description="On shutdown, how long in-flight commands may finish."
     )
+    probe_rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests/s to the external API of all senders together (0: no limit);"
+        " shared through PostgreSQL, lowered while the API answers 429.",
+    )
     sender_metrics_port: int = Field(
         default=9102, ge=0, le=65535, description="Port of /metrics (0: off)."
     )
@@ -109,6 +116,11 @@ async def run(
             # dispatcher and the sweeper use, whatever this machine's clock says.
             clock = DatabaseClock(engine)
             await clock.measure_or_keep()
+            rate = None
+            if settings.probe_rate_limit > 0:
+                rate = SharedRateLimit(engine, settings.probe_rate_limit, clock.now)
+                await rate.start()
+                stack.callback(rate.close)
             courier = Courier(
                 client,
                 breaker,
@@ -121,6 +133,7 @@ async def run(
                 ),
                 watch=watch,
                 clock=clock.now,
+                rate=rate,
             )
             consumer = CommandConsumer(
                 connection=connection,
@@ -168,6 +181,7 @@ def main() -> None:
         concurrency=settings.sender_concurrency,
         prefetch=settings.sender_prefetch,
         transport=settings.sender_transport,
+        rate_limit=settings.probe_rate_limit or None,
     )
     # uvloop: about a fifth less CPU per message than asyncio's own loop (make bench).
     uvloop.run(_serve(settings))

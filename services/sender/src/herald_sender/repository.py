@@ -7,7 +7,7 @@ the current terms of the mailings in hand."""
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import BigInteger, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -133,3 +133,80 @@ async def mailing_terms(connection: AsyncConnection, ids: Sequence[int]) -> list
     """The current terms of these mailings; ids of mailings that are gone are absent."""
     result = await connection.execute(_MAILING_TERMS, {"ids": list(ids)})
     return [MailingTerms(*row) for row in result]
+
+
+# The shared rate limit (herald_sender.rate_limit). The rate in force comes back to the
+# limit, 1 % of it per lease, once no 429 has lowered it for RECOVERY seconds.
+_RATE_IN_FORCE = """CASE
+    WHEN r.throttled_at > clock_timestamp() - make_interval(secs => :recovery)
+        THEN least(r.rate, :limit)
+    ELSE least(:limit, r.rate + :limit * 0.01) END"""
+
+_ENSURE_RATE_LIMIT = text(
+    "INSERT INTO rate_limits (name, tat, rate) VALUES (:name, clock_timestamp(), :limit)"
+    " ON CONFLICT (name) DO NOTHING"
+)
+
+# GCRA by the database's clock: the next ``n`` slots, one 1/rate apart, start at the
+# theoretical arrival time, or now when that is past (no burst is saved up).
+_LEASE_RATE_SLOTS = text(
+    f"""
+    UPDATE rate_limits r
+    SET rate = {_RATE_IN_FORCE},
+        tat = greatest(r.tat, clock_timestamp()) + make_interval(secs => :n / {_RATE_IN_FORCE})
+    WHERE r.name = :name
+    RETURNING r.tat, r.rate
+    """
+)
+
+# A 429: lower the rate in force (at most once a second, however many senders see it),
+# and push the next slot back by the answer's Retry-After.
+_THROTTLE = text(
+    """
+    UPDATE rate_limits r
+    SET rate = CASE WHEN r.throttled_at > clock_timestamp() - interval '1 second' THEN r.rate
+                    ELSE greatest(:floor, r.rate * :decrease) END,
+        throttled_at = clock_timestamp(),
+        tat = greatest(r.tat, clock_timestamp() + make_interval(secs => :pause))
+    WHERE r.name = :name
+    RETURNING r.rate
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RateSlots:
+    """``n`` slots one ``interval`` (seconds) apart, the first at ``first`` (database time)."""
+
+    first: datetime
+    interval: float
+    n: int
+
+
+async def ensure_rate_limit(connection: AsyncConnection, name: str, limit: float) -> None:
+    await connection.execute(_ENSURE_RATE_LIMIT, {"name": name, "limit": limit})
+    await connection.commit()
+
+
+async def lease_rate_slots(
+    connection: AsyncConnection, name: str, limit: float, n: int, recovery: float
+) -> RateSlots:
+    result = await connection.execute(
+        _LEASE_RATE_SLOTS, {"name": name, "limit": limit, "n": n, "recovery": recovery}
+    )
+    tat, rate = result.one()
+    await connection.commit()
+    interval = 1.0 / rate
+    return RateSlots(first=tat - timedelta(seconds=n * interval), interval=interval, n=n)
+
+
+async def throttle(
+    connection: AsyncConnection, name: str, *, floor: float, decrease: float, pause: float
+) -> float:
+    """Lower the shared rate after a 429; the rate now in force."""
+    result = await connection.execute(
+        _THROTTLE, {"name": name, "floor": floor, "decrease": decrease, "pause": pause}
+    )
+    rate = float(result.scalar_one())
+    await connection.commit()
+    return rate

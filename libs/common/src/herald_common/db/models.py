@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -291,3 +292,17 @@ class ReportOrigin(Base):
 
     __table_args__ = (CheckConstraint("singleton", name="singleton"),)
 
+
+class RateLimit(Base):
+    """A rate limit shared by every sender (herald_sender.rate_limit): GCRA's state."""
+
+    __tablename__ = "rate_limits"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The theoretical arrival time: when the next request may start.
+    tat: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    # Requests/s in force: the configured limit, lowered while the API answers 429.
+    rate: Mapped[float] = mapped_column(Float)
+    throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("rate > 0", name="rate"),)
