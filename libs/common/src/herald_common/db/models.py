@@ -100,6 +100,10 @@ class Mailing(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while an operator has paused the mailing: nothing is dispatched or sent.
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the mailing was deleted: the API answers 404; its ledger rows stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("start_at < end_at", name="frame_order"),
