@@ -83,6 +83,7 @@ def running_system(
     senders: int = 2,
     env: dict[str, str] | None = None,
     stub_args: list[str] | None = None,
+    api_port: int | None = None,
 ) -> Iterator[System]:
     """Start stub, api, scheduler and senders on a fresh database; stop them all after."""
     database_url = (
@@ -93,7 +94,7 @@ def running_system(
     migrate.create_database_if_missing(database_url)
     migrate.upgrade(database_url)
     log_dir.mkdir(parents=True, exist_ok=True)
-    stub_port, api_port = free_port(), free_port()
+    stub_port, api_port = free_port(), api_port or free_port()
     base_env = {
         **os.environ,
         "HERALD_DATABASE_URL": database_url,
