@@ -20,7 +20,7 @@ from bench import machine, runs
 from bench.report import render
 from bench.targets import HEADLINE_LATENCY_MS, HEADLINE_SENDERS, judge_all
 
-RUNS = ("import", "materialise", "dispatch", "latency", "faults", "stub")
+RUNS = ("import", "materialise", "dispatch", "latency", "faults", "ratelimit", "stub")
 RESULTS_DIR = Path(__file__).parent / "results"
 DEFAULT_DATABASE_URL = os.environ.get(
     "HERALD_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -29,6 +29,10 @@ DEFAULT_AMQP_URL = os.environ.get("HERALD_TEST_AMQP_URL", "amqp://guest:guest@12
 # The stub's latency in the runs "with latency": 50 ms ± 10 ms.
 JITTER_MS = {0.0: 0.0, HEADLINE_LATENCY_MS: 10.0}
 FAULTS = ("--error-rate", "0.2", "--hang-rate", "0.02")
+# HERALD_PROBE_RATE_LIMIT of the rate-limit runs, besides the unlimited one: far above the
+# 4,000-5,000 messages/s two senders reach here (the cost of leasing slots alone), and
+# well below (the limit must hold).
+RATE_LIMITS = [20_000.0, 1_000.0]
 
 
 def _numbers(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
@@ -103,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--faults-size", type=int, default=10_000, help="messages of the faults run (default 10000)"
     )
     parser.add_argument(
+        "--rate-limits",
+        type=_numbers(float),
+        default=RATE_LIMITS,
+        help="HERALD_PROBE_RATE_LIMIT values of the ratelimit runs, each run beside one without"
+        " a limit (default 20000,1000: above the rate reached, and binding)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -158,6 +169,26 @@ def plans(options: argparse.Namespace) -> list[runs.DispatchPlan]:
                 )
             )
     return selected
+
+
+def rate_limit_plans(options: argparse.Namespace) -> list[runs.DispatchPlan]:
+    """The 50 ms, 2-sender dispatch without a limit, then with each of ``--rate-limits``."""
+    size = options.sweep_size
+    limits: list[float] = [0.0, *(limit for limit in options.rate_limits if limit > 0)]
+    return [
+        runs.DispatchPlan(
+            name=f"ratelimit-{f'{limit:g}' if limit else 'off'}-"
+            f"{HEADLINE_LATENCY_MS:g}ms-{HEADLINE_SENDERS}s-{size}",
+            size=size,
+            senders=HEADLINE_SENDERS,
+            latency_ms=HEADLINE_LATENCY_MS,
+            jitter_ms=JITTER_MS[HEADLINE_LATENCY_MS],
+            rate_limit=limit,
+            # A binding limit stretches the run to size / limit seconds.
+            timeout=_timeout(size) + (size / limit if limit else 0.0),
+        )
+        for limit in limits
+    ]
 
 
 def _timeout(size: int) -> float:
@@ -232,6 +263,13 @@ def run_all(options: argparse.Namespace, servers: runs.Servers) -> list[dict[str
                 ),
             )
         )
+    if "ratelimit" in chosen:
+        limited = []
+        for plan in rate_limit_plans(options):
+            print(f"  running {plan.name} ...", file=sys.stderr, flush=True)
+            limited.append(runs.dispatch(servers, plan))
+            done(limited[-1])
+        runs.compare_rate_limits(limited)
     return results
 
 

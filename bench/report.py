@@ -40,8 +40,10 @@ def _mark(passed: bool | None) -> str:
 
 def _limit(target: dict[str, Any]) -> str:
     op = "≥" if target["op"] == ">=" else "≤"
-    digits = 1 if target["limit"] < 10 and target["limit"] != int(target["limit"]) else 0
-    return f"{op} {_num(target['limit'], digits)} {target['unit']}".rstrip()
+    limit = target["limit"]
+    # As written in the target (1.05, not a rounded 1.1).
+    shown = _num(limit) if limit == int(limit) else f"{limit:g}"
+    return f"{op} {shown} {target['unit']}".rstrip()
 
 
 def _digits(value: Any) -> int:
@@ -124,6 +126,61 @@ def dispatch_table(results: list[dict[str, Any]], previous: list[dict[str, Any]]
             note = "  (incomplete: timed out before every message was final)"
             rows.append([note, *[""] * len(DISPATCH_COLUMNS)])
     return table(["dispatch run", *(c[0] for c in DISPATCH_COLUMNS)], rows)
+
+
+RATE_LIMIT_COLUMNS: list[Column] = [
+    ("stub msg/s", lambda r: r.get("stub_sustained_msgs_per_s"), 0),
+    ("e2e msg/s", lambda r: r.get("end_to_end_msgs_per_s"), 0),
+    ("busiest 1 s", lambda r: r["rate_limit"]["busiest_1s_requests"], 0),
+    ("/ limit", lambda r: r["rate_limit"]["busiest_1s_over_limit"], 3),
+    ("herald ms/msg", lambda r: r["resources"]["herald_cpu_ms_per_message"], 3),
+    (
+        "Δ herald",
+        lambda r: _signed(r["rate_limit"]["vs_unlimited"]["herald_cpu_ms_per_message"]),
+        0,
+    ),
+    ("PG ms/msg", lambda r: r["resources"]["postgres_cpu_ms_per_message"], 3),
+    ("Δ PG", lambda r: _signed(r["rate_limit"]["vs_unlimited"]["postgres_cpu_ms_per_message"]), 0),
+    ("leases", lambda r: r["rate_limit"]["leases"], 0),
+    ("req/lease", lambda r: r["rate_limit"]["requests_per_lease"], 1),
+    ("dup", lambda r: r.get("duplicates_at_stub"), 0),
+    ("load", lambda r: r["load_average_at_start"][0], 1),
+]
+
+
+def _signed(value: float | None) -> str | None:
+    return None if value is None else f"{value:+.3f}"
+
+
+def _rate_limit_label(result: dict[str, Any]) -> str:
+    limit = result["plan"].get("rate_limit")
+    if not limit:
+        return "no limit"
+    binding = result.get("rate_limit", {}).get("binding")
+    return f"{limit:,.0f}/s{' (binding)' if binding else ' (above)' if binding is False else ''}"
+
+
+def rate_limit_lines(results: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[str]:
+    limited = [r for r in results if r["run"] == "ratelimit"]
+    if not limited:
+        return []
+    rows = []
+    for result in limited:
+        rows.append([_rate_limit_label(result), *_cells(result, RATE_LIMIT_COLUMNS)])
+        before = _same_run(previous, result)
+        if before is not None:
+            rows.append(["  previous", *_cells(before, RATE_LIMIT_COLUMNS)])
+        if not result.get("complete"):
+            note = "  (incomplete: timed out before every message was final)"
+            rows.append([note, *[""] * len(RATE_LIMIT_COLUMNS)])
+    plan = limited[0]["plan"]
+    return [
+        f"  {plan['size']:,} messages, stub {plan['latency_ms']:g}±{plan['jitter_ms']:g} ms,"
+        f" {plan['senders']} senders; Δ: CPU per message minus the run's without a limit.",
+        "  Above the rate reached, a limit costs its leases (one UPDATE per lease); a binding"
+        " one\n  also stretches the run, so its CPU per message carries idle loops too.",
+        table(["HERALD_PROBE_RATE_LIMIT", *(c[0] for c in RATE_LIMIT_COLUMNS)], rows),
+    ]
 
 
 def _same_run(previous: list[dict[str, Any]], result: dict[str, Any]) -> dict[str, Any] | None:
@@ -290,6 +347,10 @@ def render(document: dict[str, Any], previous: dict[str, Any] | None) -> str:
         ("INGEST", ingest_lines(results, before)),
         ("LATENCY", latency_lines(results, before)),
         ("FAULTS (stub 50±10 ms, 2 senders)", faults_lines(results)),
+        (
+            "RATE LIMIT (one limit for all senders, leased from PostgreSQL)",
+            rate_limit_lines(results, before),
+        ),
         ("STUB (alone, driven to its limit)", stub_lines(results)),
         ("API UNDER LOAD (during the headline dispatch)", api_lines(results)),
         ("PROCESSES (headline dispatch: CPU from creation to all final)", process_lines(results)),

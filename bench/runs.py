@@ -7,6 +7,8 @@ and returns its figures as a JSON-ready dict.
   stub, completion time, first send, sent_at - due_at, CPU and memory, duplicates;
 - latency: small mailings, one after another, on an idle system: first send, due lag;
 - faults: a dispatch with the stub failing and hanging;
+- ratelimit: the same dispatch without HERALD_PROBE_RATE_LIMIT, with a limit above the
+  rate it reaches (the cost of leasing slots) and with a binding one (the limit holds);
 - stub: what the probe stub can serve at most, so that it is known not to be the limit.
 """
 
@@ -28,7 +30,7 @@ import psycopg
 from bench import machine, profiling
 from bench.api_load import ApiLoad
 from bench.population import BENCH_TAG, csv_chunks, seed_clients
-from bench.stats import percentile, rate, rounded
+from bench.stats import busiest_window, percentile, rate, rounded
 from bench.stub_watch import StubWatch
 from bench.system import (
     BIN,
@@ -43,6 +45,8 @@ from bench.system import (
 from bench.usage import GroupUsage, UsageTracker, as_json
 
 POLL_SECONDS = 0.25
+# A limit the busiest second reached this share of is binding, whatever the run without one.
+BINDING_SHARE = 0.95
 UNSENT = ("scheduled", "queued", "retrying")
 STATUSES = ("scheduled", "queued", "retrying", "sent", "failed", "expired", "cancelled")
 
@@ -59,9 +63,13 @@ class Servers:
     uvloop: bool = False
     sender_nice: int = 0
 
-    def options(self, **fields: Any) -> SystemOptions:
+    def options(self, *, env: dict[str, str] | None = None, **fields: Any) -> SystemOptions:
+        """``env``: a run's own variables, over ``--env``'s (a run defines what it measures)."""
         return SystemOptions(
-            env=dict(self.env), uvloop=self.uvloop, sender_nice=self.sender_nice, **fields
+            env={**dict(self.env), **(env or {})},
+            uvloop=self.uvloop,
+            sender_nice=self.sender_nice,
+            **fields,
         )
 
 
@@ -76,6 +84,9 @@ class DispatchPlan:
     api_load: bool = False
     profile_seconds: int = 0
     timeout: float = 900.0
+    # HERALD_PROBE_RATE_LIMIT of a rate-limit run (0: the unlimited run they compare
+    # with); None for every other run.
+    rate_limit: float | None = None
 
 
 def _now() -> datetime:
@@ -214,7 +225,7 @@ def _stub_figures(
 
 def dispatch(servers: Servers, plan: DispatchPlan) -> dict[str, Any]:
     """One mailing over ``plan.size`` clients, from its creation until every message is final."""
-    result = _header("dispatch", plan.name)
+    result = _header("dispatch" if plan.rate_limit is None else "ratelimit", plan.name)
     result["plan"] = {
         "size": plan.size,
         "senders": plan.senders,
@@ -223,7 +234,12 @@ def dispatch(servers: Servers, plan: DispatchPlan) -> dict[str, Any]:
         "stub_faults": list(plan.stub_faults),
         "api_load": plan.api_load,
     }
+    env = {}
+    if plan.rate_limit is not None:
+        result["plan"]["rate_limit"] = plan.rate_limit
+        env["HERALD_PROBE_RATE_LIMIT"] = f"{plan.rate_limit:g}"
     options = servers.options(
+        env=env,
         senders=plan.senders,
         latency_ms=plan.latency_ms,
         jitter_ms=plan.jitter_ms,
@@ -297,8 +313,82 @@ def dispatch(servers: Servers, plan: DispatchPlan) -> dict[str, Any]:
                 result["api_under_load"] = _api_figures(load)
             if profiles:
                 result["profile"] = _finish_profiles(profiles, plan.profile_seconds)
+            if plan.rate_limit is not None:
+                result["rate_limit"] = _rate_limit_figures(system, stub, db, plan, sustained)
         stub.client.close()
     return result
+
+
+def _rate_limit_figures(
+    system: System,
+    stub: StubWatch,
+    db: psycopg.Connection[Any],
+    plan: DispatchPlan,
+    sustained: float | None,
+) -> dict[str, Any]:
+    """What the external API saw: its busiest second, against the limit; and how many
+    leases the senders took (read after the run, so that it costs nothing measured)."""
+    moments = stub.received_at()
+    busiest = busiest_window(moments, 1.0)
+    limit = plan.rate_limit or None
+    # A backend counts its updates in pg_stat_user_tables when its session ends: the
+    # senders stop first (their CPU was read already), then the count is complete.
+    for name, service in system.services.items():
+        if name.startswith("sender-"):
+            service.stop()
+    leases = _rate_limit_updates(db) if limit else None
+    return {
+        "limit": limit,
+        "requests": len(moments),
+        "busiest_1s_requests": busiest,
+        "busiest_1s_over_limit": rounded(busiest / limit, 3) if limit else None,
+        "sustained_over_limit": rounded(sustained / limit, 3) if limit and sustained else None,
+        "leases": leases,
+        "requests_per_lease": rounded(len(moments) / leases, 1) if leases else None,
+    }
+
+
+def _rate_limit_updates(db: psycopg.Connection[Any], settle: float = 5.0) -> int | None:
+    """Updates of the rate_limits row (one per lease; 429s add theirs), once every
+    sender's backend has gone and reported them."""
+    deadline = time.monotonic() + settle
+    count = None
+    while time.monotonic() < deadline:
+        row = db.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'rate_limits'"
+        ).fetchone()
+        latest = int(row[0]) if row else None
+        if latest is not None and latest == count:
+            return count
+        count = latest
+        time.sleep(0.5)
+    return count
+
+
+def compare_rate_limits(results: list[dict[str, Any]]) -> None:
+    """Each limited run's CPU per message beside the unlimited run's: the limiter's cost;
+    and whether its limit binds: below the rate reached without one, or reached (within
+    5 %) in the run's busiest second. The second reading keeps a limit that binds from
+    passing for one above the rate when the machine is busy and the run without a limit
+    slow."""
+    runs = [r for r in results if r.get("run") == "ratelimit"]
+    unlimited = next((r for r in runs if not r["plan"].get("rate_limit")), None)
+    if unlimited is None:
+        return
+    free_rate = unlimited.get("stub_sustained_msgs_per_s")
+    for result in runs:
+        limit = result["plan"].get("rate_limit")
+        if not limit:
+            continue
+        figures = result["rate_limit"]
+        pressed = (figures.get("busiest_1s_over_limit") or 0.0) >= BINDING_SHARE
+        figures["binding"] = bool(free_rate and limit < free_rate) or pressed
+        figures["vs_unlimited"] = {
+            key: rounded(result["resources"][key] - unlimited["resources"][key], 4)
+            if result["resources"][key] is not None and unlimited["resources"][key] is not None
+            else None
+            for key in ("herald_cpu_ms_per_message", "postgres_cpu_ms_per_message")
+        }
 
 
 def _api_figures(load: ApiLoad) -> dict[str, Any]:

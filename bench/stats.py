@@ -20,3 +20,14 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
 
 def rate(count: float, seconds: float | None) -> float | None:
     return None if not seconds or seconds <= 0 else count / seconds
+
+
+def busiest_window(moments: Sequence[float], seconds: float = 1.0) -> int:
+    """The most moments within any ``seconds`` (a sliding window, not clock seconds)."""
+    ordered = sorted(moments)
+    busiest = first = 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= seconds:
+            first += 1
+        busiest = max(busiest, last - first + 1)
+    return busiest

@@ -1,6 +1,8 @@
-"""The probe stub's own counters over a run: requests, successes, duplicates and its CPU."""
+"""The probe stub's own counters over a run: requests, successes, duplicates and its CPU;
+and, after a run, when each request arrived."""
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,12 @@ class StubWatch:
         response.raise_for_status()
         stats: dict[str, Any] = response.json()
         return stats
+
+    def received_at(self) -> list[float]:
+        """When each request reached the stub (its wall clock), from ``/_stub/received``."""
+        response = self.client.get("/_stub/received")
+        response.raise_for_status()
+        return [float(json.loads(line)["received_at"]) for line in response.iter_lines() if line]
 
     def sample(self, at: float | None = None) -> StubSample:
         stats = self.stats()

@@ -115,6 +115,29 @@ def _first_send(results: Results) -> float | None:
     return max(present) if present else None
 
 
+def _rate_limited(results: Results, *, binding: bool | None = None) -> list[dict[str, Any]]:
+    return [
+        figures
+        for r in results
+        if r.get("run") == "ratelimit" and (figures := r.get("rate_limit") or {}).get("limit")
+        if binding is None or figures.get("binding") is binding
+    ]
+
+
+def _busiest_over_limit(results: Results) -> float | None:
+    """The worst second at the stub over the limit, of every run with a limit."""
+    values = [f["busiest_1s_over_limit"] for f in _rate_limited(results)]
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _reached_over_binding_limit(results: Results) -> float | None:
+    """The steady rate over the limit, of the runs whose limit binds: not undershot."""
+    values = [f["sustained_over_limit"] for f in _rate_limited(results, binding=True)]
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
 def _api_p99(results: Results) -> float | None:
     load = _dig(headline(results), "api_under_load")
     if not load:
@@ -160,6 +183,10 @@ TARGETS = (
     Target("duplicates at the stub (any run)", "<=", 0, "", _worst("duplicates_at_stub")),
     Target("sends after end_at (any run)", "<=", 0, "", _worst("sends_after_end")),
     Target("stub headroom, capacity / throughput", ">=", 3, "x", _stub_headroom),
+    # The issue's test of HERALD_PROBE_RATE_LIMIT: at most the limit + 5 % in any second,
+    # and no more than 10 % under it while there is a backlog.
+    Target("rate limit: busiest 1 s / limit", "<=", 1.05, "x", _busiest_over_limit),
+    Target("rate limit: steady rate / limit", ">=", 0.9, "x", _reached_over_binding_limit),
 )
 
 

@@ -99,3 +99,31 @@ def document(runs: list[dict[str, Any]], targets: list[dict[str, Any]]) -> dict[
         "runs": runs,
         "targets": targets,
     }
+
+
+def rate_limit_result(
+    limit: float,
+    *,
+    sustained: float = 4000.0,
+    busiest: int = 4200,
+    herald_cpu_ms: float = 0.25,
+    postgres_cpu_ms: float = 0.06,
+    leases: int | None = None,
+) -> dict[str, Any]:
+    """A ratelimit run as bench.runs.dispatch returns it (before compare_rate_limits)."""
+    name = f"ratelimit-{f'{limit:g}' if limit else 'off'}-50ms-2s-10000"
+    result = dispatch_result(name=name, size=10_000, api_load=False, cpu_ms=herald_cpu_ms)
+    result["run"] = "ratelimit"
+    result["plan"]["rate_limit"] = limit
+    result["stub_sustained_msgs_per_s"] = sustained
+    result["resources"]["postgres_cpu_ms_per_message"] = postgres_cpu_ms
+    result["rate_limit"] = {
+        "limit": limit or None,
+        "requests": 10_000,
+        "busiest_1s_requests": busiest,
+        "busiest_1s_over_limit": round(busiest / limit, 3) if limit else None,
+        "sustained_over_limit": round(sustained / limit, 3) if limit else None,
+        "leases": leases,
+        "requests_per_lease": round(10_000 / leases, 1) if leases else None,
+    }
+    return result

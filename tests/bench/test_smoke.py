@@ -60,3 +60,35 @@ def test_a_tiny_benchmark_writes_results_and_prints_the_table(
     assert "DISPATCH" in printed
     assert "STUB (alone" in printed
     assert str(files[0]) in printed
+
+
+def test_a_tiny_rate_limit_run_reports_the_limit_and_its_cost(
+    database_server_url: str,
+    amqp_server_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(
+        [
+            *("--only", "ratelimit", "--sweep-size", "300", "--rate-limits", "500"),
+            *("--results-dir", str(tmp_path)),
+            *("--database-url", database_server_url, "--amqp-url", amqp_server_url),
+        ]
+    )
+
+    [file] = tmp_path.glob("bench-*.json")
+    document = json.loads(file.read_text())
+    unlimited, limited = document["runs"]
+    assert (unlimited["plan"]["rate_limit"], limited["plan"]["rate_limit"]) == (0, 500)
+    assert limited["complete"] is True
+    assert limited["statuses"]["sent"] == 300
+    figures = limited["rate_limit"]
+    assert figures["requests"] == 300
+    assert 0 < figures["busiest_1s_requests"] <= 500 * 1.05
+    # Leases of at most 50 ms of the rate: 25 slots each at most.
+    assert figures["leases"] >= 300 / 25
+    assert set(figures["vs_unlimited"]) == {
+        "herald_cpu_ms_per_message",
+        "postgres_cpu_ms_per_message",
+    }
+    assert "RATE LIMIT" in capsys.readouterr().out

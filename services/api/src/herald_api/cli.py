@@ -1,9 +1,9 @@
-"""``herald``: the admin CLI (migrate, api-key create/list/revoke, run, report).
+"""``herald``: the admin CLI (migrate, api-key create/list/revoke, run, report, dead-letters).
 
 Each subcommand registers itself in ``COMMANDS`` (name -> function that adds its
 parser), so another module can add one with ``COMMANDS["name"] = add_parser``.
-When PostgreSQL cannot be reached, every command prints one line on stderr saying
-so and how to start it, and exits 2.
+When PostgreSQL (or, for dead-letters, RabbitMQ) cannot be reached, every command
+prints one line on stderr saying so and how to start it, and exits 2.
 """
 
 import argparse
@@ -68,6 +68,13 @@ def _add_run(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     run.add_parser(commands)
 
 
+def _add_dead_letters(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    # Imported only when the parser is built, like run: it pulls in the broker client.
+    from herald_api import dead_letters
+
+    dead_letters.add_parser(commands)
+
+
 def _add_report(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     # Everything after `report` is the reporter's (its own --help included): a prefix
     # character no option uses makes argparse take "--date", "-h" and the rest as values.
@@ -96,6 +103,7 @@ COMMANDS: dict[str, AddParser] = {
     "api-key": _add_api_key,
     "run": _add_run,
     "report": _add_report,
+    "dead-letters": _add_dead_letters,
 }
 
 

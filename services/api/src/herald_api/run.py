@@ -4,13 +4,15 @@ Checks that PostgreSQL and RabbitMQ answer, migrates, creates a development API 
 then starts the probe stub (unless HERALD_PROBE_URL points elsewhere), a local OpenID
 provider for the admin UI (unless HERALD_ADMIN_OIDC_ISSUER names one), the api, the
 scheduler, two senders, the reporter and a local SMTP sink for its mail. Ctrl-C stops
-them all cleanly.
+them all cleanly. With a local RabbitMQ it prints the management UI's address, or how to
+turn the UI on (and turns it on itself only when HERALD_RUN_ENABLE_RABBITMQ_UI says so).
 """
 
 import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +20,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import httpx
 import psycopg
 from pydantic import Field
 from sqlalchemy.engine import make_url
@@ -32,6 +35,9 @@ from herald_common.settings import ProbeSettings
 STUB_URL = "http://127.0.0.1:8090/v1"
 MAIL_DIR = "var/mail"
 SHUTDOWN_GRACE_SECONDS = 10.0
+RABBITMQ_UI = "http://127.0.0.1:15672"
+ENABLE_RABBITMQ_UI = "rabbitmq-plugins enable rabbitmq_management"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class RunSettings(ApiSettings, ProbeSettings):
@@ -44,6 +50,11 @@ class RunSettings(ApiSettings, ProbeSettings):
         le=65535,
         description="Port of the local OpenID provider `herald run` starts for the admin UI"
         " (when HERALD_ADMIN_OIDC_ISSUER is not set).",
+    )
+    run_enable_rabbitmq_ui: bool = Field(
+        default=False,
+        description="Let `herald run` turn on a local RabbitMQ's management UI when it is off"
+        f" (`{ENABLE_RABBITMQ_UI}`): a change to the broker, for everyone who uses it.",
     )
 
 
@@ -106,6 +117,68 @@ def check_rabbitmq(amqp_url: str) -> None:
             "  Start it with: rabbitmq-server -detached\n"
             "  or point HERALD_AMQP_URL at a running broker."
         ) from None
+
+
+def rabbitmq_ui_line(amqp_url: str, *, answering: bool, enable_failed: str | None = None) -> str:
+    """What ``herald run`` prints about RabbitMQ's management UI, next to the API's URL
+    (one or two lines, the first after the API's indent).
+
+    Only a local broker's UI is known to be at 127.0.0.1:15672. The login is printed only
+    when it is RabbitMQ's default (guest, which RabbitMQ lets log in from localhost only):
+    any other password stays where it is, in HERALD_AMQP_URL.
+    """
+    parts = urlsplit(amqp_url)
+    if parts.hostname not in LOCAL_HOSTS:
+        where = f"{parts.hostname}:{parts.port or 5672}"
+        return f"RabbitMQ: {where} (not local: its management UI was not looked for)"
+    if not answering:
+        why = f"could not be turned on: {enable_failed}" if enable_failed else "is off"
+        hint = "" if enable_failed else " (or set HERALD_RUN_ENABLE_RABBITMQ_UI=true)"
+        return (
+            f"RabbitMQ: its management UI {why}\n"
+            f"            turn it on with `{ENABLE_RABBITMQ_UI}`{hint}"
+        )
+    user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
+    login = "guest/guest" if (user, password) == ("guest", "guest") else f"user {user}"
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return f"RabbitMQ: {RABBITMQ_UI} ({login}{'' if vhost == '/' else f', vhost {vhost}'})"
+
+
+def rabbitmq_ui_answers(timeout: float = 1.0) -> bool:
+    try:
+        # Any answer of the management API, "not authorised" included, means it is on.
+        response = httpx.get(f"{RABBITMQ_UI}/api/overview", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code in (200, 401)
+
+
+def enable_rabbitmq_ui(wait: float = 30.0) -> str | None:
+    """Turn the local broker's management plugin on; None once it answers, else why not."""
+    plugins = shutil.which("rabbitmq-plugins")
+    if plugins is None:
+        return "rabbitmq-plugins is not on this machine"
+    try:
+        # An absolute path from PATH and fixed arguments: no shell, no user input.
+        result = subprocess.run(  # noqa: S603
+            [plugins, "enable", "rabbitmq_management"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "rabbitmq-plugins did not finish within 120 s"
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        return lines[-1] if lines else f"rabbitmq-plugins exited with {result.returncode}"
+    # The plugin starts its listener a moment after the command returns.
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if rabbitmq_ui_answers():
+            return None
+        time.sleep(0.5)
+    return f"enabled, but nothing answers at {RABBITMQ_UI} after {wait:g} s"
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -267,6 +340,18 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(handler=lambda _args, _settings: run(RunSettings()))
 
 
+def rabbitmq_ui(settings: RunSettings) -> str:
+    """The line about the management UI, turning the UI on first if the settings allow."""
+    local = urlsplit(settings.amqp_url).hostname in LOCAL_HOSTS
+    answering = local and rabbitmq_ui_answers()
+    failed = None
+    if local and not answering and settings.run_enable_rabbitmq_ui:
+        print(f"herald: turning on RabbitMQ's management UI: {ENABLE_RABBITMQ_UI}", file=sys.stderr)
+        failed = enable_rabbitmq_ui()
+        answering = failed is None
+    return rabbitmq_ui_line(settings.amqp_url, answering=answering, enable_failed=failed)
+
+
 def run(settings: RunSettings) -> int:
     try:
         check_postgresql(settings.database_url)
@@ -281,6 +366,7 @@ def run(settings: RunSettings) -> int:
             file=sys.stderr,
         )
         return 2
+    broker_ui = rabbitmq_ui(settings)
     migrate.create_database_if_missing(settings.database_url)
     migrate.upgrade(settings.database_url)
     key = create_dev_key()
@@ -322,6 +408,7 @@ def run(settings: RunSettings) -> int:
             f"\nherald is running ({', '.join(c.name for c in children)})\n"
             f"  API:      {base}/api/v1\n"
             f"  Docs:     {base}/docs\n"
+            f"  {broker_ui}\n"
             f"  API key:  {key}\n"
             f"{admin}"
             f"  Mail:     the daily report lands in {Path(MAIL_DIR).resolve()}/ (local SMTP sink)\n"
