@@ -14,6 +14,8 @@ from sqlalchemy.engine import make_url
 from bench.system import BIN, Service, free_port, wait_until_listening
 from herald_common.db import migrate
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def api_server(
@@ -82,7 +84,9 @@ def test_api_conforms_to_its_schema(api_server: tuple[str, str]) -> None:
             "--suppress-health-check",
             "all",
         ],
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"},
+        # The project root first: Canaille (a dev dependency) installs a top-level
+        # `tests` package, which would otherwise shadow ours in this process.
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks"},
         capture_output=True,
         text=True,
         timeout=600,
