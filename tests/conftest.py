@@ -34,7 +34,8 @@ RUN_ID = uuid.uuid4().hex[:8]
 pytest_plugins = ["tests.oidc"]
 
 LEDGER_TABLES = (
-    "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys, rate_limits"
+    "messages, mailing_counters, outbox, mailings, clients, client_changes, api_keys, rate_limits,"
+    " idempotency_keys"
 )
 
 

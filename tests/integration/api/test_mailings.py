@@ -1,4 +1,5 @@
-"""Mailings: create, derived status, patch, soft delete, messages; outbox rows per change."""
+"""Mailings: create, derived status, patch, messages; outbox rows per change. The
+operator controls and the delete are in test_mailing_controls.py."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -40,9 +41,10 @@ async def test_create_returns_the_mailing(api: httpx.AsyncClient) -> None:
     assert mailing["filter"] == {"operator_codes": ["999", "912"], "tags": ["vip"]}
     assert mailing["send_window"] == {"start": "22:00", "end": "06:00"}
     assert mailing["status"] == "scheduled"
+    assert (mailing["paused_at"], mailing["cancelled_at"]) == (None, None)
     assert set(mailing) == {
         "id", "text", "start_at", "end_at", "filter", "send_window", "status",
-        "created_at", "updated_at",
+        "paused_at", "cancelled_at", "created_at", "updated_at",
     }  # fmt: skip
     assert (await api.get(f"{MAILINGS}/{mailing['id']}")).json() == mailing
 
@@ -91,10 +93,19 @@ async def test_status_is_derived_and_filterable(api: httpx.AsyncClient) -> None:
     cancelled = await api.post(
         MAILINGS, json=mailing_body(start_at=iso(NOW - day), end_at=iso(NOW + day))
     )
-    await api.delete(f"{MAILINGS}/{cancelled.json()['id']}")
+    await api.post(f"{MAILINGS}/{cancelled.json()['id']}/cancel")
+    paused = await api.post(
+        MAILINGS, json=mailing_body(start_at=iso(NOW - day), end_at=iso(NOW + day))
+    )
+    await api.post(f"{MAILINGS}/{paused.json()['id']}/pause")
+    deleted = await api.post(
+        MAILINGS, json=mailing_body(start_at=iso(NOW - day), end_at=iso(NOW + day))
+    )
+    await api.delete(f"{MAILINGS}/{deleted.json()['id']}")
     expected = {
         "scheduled": scheduled.json()["id"],
         "running": running.json()["id"],
+        "paused": paused.json()["id"],
         "finished": finished.json()["id"],
         "cancelled": cancelled.json()["id"],
     }
@@ -104,7 +115,9 @@ async def test_status_is_derived_and_filterable(api: httpx.AsyncClient) -> None:
         assert [item["id"] for item in listed] == [mailing_id], status
         assert listed[0]["status"] == status
         assert (await api.get(f"{MAILINGS}/{mailing_id}")).json()["status"] == status
-    assert len((await api.get(MAILINGS)).json()["items"]) == 4
+    assert [item["id"] for item in (await api.get(MAILINGS)).json()["items"]] == sorted(
+        expected.values()
+    )
 
 
 async def test_list_paginates(api: httpx.AsyncClient) -> None:
@@ -189,35 +202,20 @@ async def test_patch_validates_the_merged_frame(api: httpx.AsyncClient) -> None:
     assert moved.json()["start_at"] == "2030-01-03T00:00:00Z"
 
 
-async def test_delete_is_soft_idempotent_and_emits_once(
+async def test_patch_of_a_cancelled_mailing_is_a_409(
     api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     created = (await api.post(MAILINGS, json=mailing_body())).json()
-    url = f"{MAILINGS}/{created['id']}"
-
-    first = await api.delete(url)
-    second = await api.delete(url)
-
-    assert (first.status_code, second.status_code) == (204, 204)
-    assert (await api.get(url)).json()["status"] == "cancelled"
-    row = await _mailing_row(sessionmaker, created["id"])
-    assert row.cancelled_at is not None
-    assert row.revision == 2
-    events = await outbox_rows(sessionmaker)
-    assert [event.event_type for event in events] == ["mailing.created", "mailing.deleted"]
-    assert events[1].payload["revision"] == 2
-
-
-async def test_patch_of_a_deleted_mailing_is_a_409(
-    api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    created = (await api.post(MAILINGS, json=mailing_body())).json()
-    await api.delete(f"{MAILINGS}/{created['id']}")
+    await api.post(f"{MAILINGS}/{created['id']}/cancel")
 
     response = await api.patch(f"{MAILINGS}/{created['id']}", json={"text": "again"})
 
     assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert response.json()["error"] == {
+        "code": "conflict",
+        "message": f"mailing {created['id']} was cancelled and cannot change",
+        "fields": [],
+    }
     assert len(await outbox_rows(sessionmaker)) == 2
 
 
@@ -226,6 +224,9 @@ async def test_unknown_mailings_are_404(api: httpx.AsyncClient) -> None:
         ("GET", "/424242"),
         ("PATCH", "/424242"),
         ("DELETE", "/424242"),
+        ("POST", "/424242/pause"),
+        ("POST", "/424242/resume"),
+        ("POST", "/424242/cancel"),
         ("GET", "/424242/messages"),
         ("GET", "/424242/stats"),
     ]:

@@ -195,7 +195,7 @@ BAD_QUERIES: list[tuple[str, str, dict[str, Any], str]] = [
     ("tag filter empty", CLIENTS, {"tag": ""}, "tag"),
     ("tag filter with NUL", CLIENTS, {"tag": "\x00"}, "tag"),
     ("operator code filter bad", CLIENTS, {"operator_code": "12"}, "operator_code"),
-    ("mailing status unknown", MAILINGS, {"status": "paused"}, "status"),
+    ("mailing status unknown", MAILINGS, {"status": "halted"}, "status"),
     ("upsert not a boolean", f"{CLIENTS}/import", {"upsert": "maybe"}, "upsert"),
 ]
 

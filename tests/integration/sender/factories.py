@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +17,7 @@ async def create_mailing(
     end_at: datetime | None = None,
     window: tuple[time, time] | None = None,
     cancelled: bool = False,
+    paused: bool = False,
 ) -> int:
     now = datetime.now(UTC)
     async with engine.begin() as connection:
@@ -30,6 +31,7 @@ async def create_mailing(
                     send_window_start=window[0] if window else None,
                     send_window_end=window[1] if window else None,
                     cancelled_at=now if cancelled else None,
+                    paused_at=now if paused else None,
                 )
                 .returning(Mailing.id)
             )
@@ -81,6 +83,16 @@ async def set_message_status(engine: AsyncEngine, message_ids: list[int], status
     async with engine.begin() as connection:
         await connection.execute(
             update(Message).where(Message.id.in_(message_ids)).values(status=status)
+        )
+
+
+async def pause_mailing(engine: AsyncEngine, mailing_id: int) -> None:
+    """What POST /mailings/{id}/pause does to the row: paused_at set, revision bumped."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Mailing)
+            .where(Mailing.id == mailing_id)
+            .values(paused_at=func.now(), revision=Mailing.revision + 1)
         )
 
 

@@ -46,3 +46,21 @@ def test_an_ended_mailing_is_never_due() -> None:
 def test_an_unknown_zone_is_never_due() -> None:
     due = zone_due(frame(48), "Mars/Olympus_Mons", START)
     assert (due.due_at, due.reason) == (None, UNKNOWN_TIME_ZONE)
+
+
+def paused(hours: int, window: SendWindow | None = MORNING) -> MailingFrame:
+    return MailingFrame(1, START, START + timedelta(hours=hours), window, paused=True)
+
+
+def test_a_paused_mailings_rows_are_parked_at_its_end_where_no_claim_reaches() -> None:
+    now = START + timedelta(hours=10)  # inside the window: due now, were it running
+    due = zone_due(paused(48), "UTC", now)
+    assert (due.due_at, due.reason) == (START + timedelta(hours=48), None)
+
+
+def test_a_pause_expires_nothing_but_the_terms_still_do() -> None:
+    # The window never opens before the end, paused or not: that is the terms' doing.
+    never = zone_due(paused(2), "UTC", START - timedelta(hours=1))
+    assert (never.due_at, never.reason) == (None, NO_WINDOW_BEFORE_END)
+    ended = zone_due(paused(2), "UTC", START + timedelta(hours=2))
+    assert (ended.due_at, ended.reason) == (None, MAILING_ENDED)

@@ -124,6 +124,7 @@ def terms(
     end_at: datetime | None = None,
     window: tuple[time, time] | None = None,
     cancelled: bool = False,
+    paused: bool = False,
     operator_codes: list[str] | None = None,
 ) -> MailingTerms:
     return MailingTerms(
@@ -135,6 +136,7 @@ def terms(
         send_window_start=window[0] if window else None,
         send_window_end=window[1] if window else None,
         cancelled_at=START if cancelled else None,
+        paused_at=START if paused else None,
         filter_operator_codes=operator_codes,
         filter_tags=None,
     )

@@ -14,8 +14,9 @@ from herald_common.domain import MessageStatus
 from herald_sender.classification import ErrorClass
 from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.mailing_watch import MailingWatch
+from herald_sender.probe_client import ProbeResponse
 from herald_sender.repository import MailingTerms
-from tests.unit.sender.fakes import START, FakeClock, FakeProbe, breaker, command, terms
+from tests.unit.sender.fakes import START, FakeClock, FakeProbe, breaker, command, ok, terms
 from tests.unit.sender.fakes import message_state as state
 
 
@@ -126,3 +127,68 @@ async def test_terms_not_read_lately_start_no_request() -> None:
     assert outcome["status"] is MessageStatus.retrying
     assert outcome["error_class"] is ErrorClass.terms_unknown
     assert outcome["attempts"] == 0
+
+
+async def test_a_paused_mailing_hands_a_held_message_back_attempts_kept() -> None:
+    probe = FakeProbe(FakeClock())
+    courier = watched(probe, terms(revision=2, paused=True))
+    report = await courier.deliver(command(1, attempts=2), [state(1, attempts=2)])
+    assert probe.calls == []
+    outcome = outcome_of(report.outcomes)
+    assert outcome["status"] is MessageStatus.scheduled
+    assert outcome["error_class"] is ErrorClass.mailing_paused
+    assert outcome["attempts"] == 2
+    # Due again at once: nothing expires by a pause, the resume's reconcile judges anew.
+    assert outcome["next_attempt_at"] == START
+    assert report.deferred == {}
+
+
+async def test_a_paused_message_outside_its_window_is_due_at_the_next_opening() -> None:
+    probe = FakeProbe(FakeClock())
+    # START is 12:00 UTC; the window opens at 15:00.
+    courier = watched(
+        probe,
+        terms(
+            revision=2, paused=True, window=(time(15), time(16)), end_at=START + timedelta(days=1)
+        ),
+    )
+    report = await courier.deliver(command(1), [state(1)])
+    outcome = outcome_of(report.outcomes)
+    assert outcome["status"] is MessageStatus.scheduled
+    assert outcome["next_attempt_at"] == START + timedelta(hours=3)
+
+
+async def test_a_pause_is_no_reason_to_expire_but_the_end_still_is() -> None:
+    probe = FakeProbe(FakeClock())
+    courier = watched(probe, terms(revision=2, paused=True, end_at=START))
+    report = await courier.deliver(command(1), [state(1)])
+    assert probe.calls == []
+    assert outcome_of(report.outcomes)["status"] is MessageStatus.expired
+
+
+async def test_a_pause_between_two_attempts_starts_no_further_request() -> None:
+    clock = FakeClock()
+    probe = FakeProbe(clock, script=[ProbeResponse(503, b"busy", 0.01), ok()])
+    watch = MailingWatch(cast(AsyncEngine, None))
+    watch.track(7)
+    watch.offer(terms(revision=1), monotonic.monotonic())
+
+    async def paused_while_waiting(seconds: float) -> None:
+        await clock.sleep(seconds)
+        watch.offer(terms(revision=2, paused=True), monotonic.monotonic())
+
+    courier = Courier(
+        probe,
+        breaker(),
+        DeliveryPolicy(concurrency=4),
+        clock=clock,
+        sleep=paused_while_waiting,
+        watch=watch,
+    )
+    report = await courier.deliver(command(1), [state(1)])
+
+    assert [call.message_id for call in probe.calls] == [1]
+    outcome = outcome_of(report.outcomes)
+    assert outcome["status"] is MessageStatus.scheduled
+    assert outcome["error_class"] is ErrorClass.mailing_paused
+    assert outcome["attempts"] == 1

@@ -39,15 +39,28 @@ class EventType(StrEnum):
     mailing_created = "mailing.created"
     mailing_updated = "mailing.updated"
     mailing_deleted = "mailing.deleted"
+    mailing_paused = "mailing.paused"
+    mailing_resumed = "mailing.resumed"
+    mailing_cancelled = "mailing.cancelled"
     client_created = "client.created"
     client_updated = "client.updated"
     client_deleted = "client.deleted"
 
 
 class MailingChanged(Envelope):
-    """A mailing was created, updated or deleted; its routing key is the type."""
+    """A mailing was created, changed, paused, resumed, cancelled or deleted (its type).
 
-    type: Literal[EventType.mailing_created, EventType.mailing_updated, EventType.mailing_deleted]
+    The routing key is the type; every type leads the scheduler to the same reconcile.
+    """
+
+    type: Literal[
+        EventType.mailing_created,
+        EventType.mailing_updated,
+        EventType.mailing_deleted,
+        EventType.mailing_paused,
+        EventType.mailing_resumed,
+        EventType.mailing_cancelled,
+    ]
     mailing_id: int
     revision: int
 

@@ -26,9 +26,14 @@ UNSENT_STATUSES = frozenset({MessageStatus.scheduled, MessageStatus.queued, Mess
 
 
 class MailingStatus(StrEnum):
-    """A mailing's phase, derived from its frame and whether it was deleted."""
+    """A mailing's phase, derived from its frame and the operator's controls.
+
+    In order of precedence: cancelled, then finished, then paused, then running or
+    scheduled. A deleted mailing has no status: the API no longer shows it.
+    """
 
     scheduled = "scheduled"  # start_at is still ahead
     running = "running"  # start_at <= now < end_at
+    paused = "paused"  # an operator paused it before its end; resumable
     finished = "finished"  # end_at has passed
-    cancelled = "cancelled"  # deleted through the API
+    cancelled = "cancelled"  # an operator cancelled it: nothing more is sent, for good

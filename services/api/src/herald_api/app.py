@@ -16,6 +16,7 @@ from herald_api.deps import ApiState
 from herald_api.docs import install_docs
 from herald_api.error_handlers import install_error_handlers
 from herald_api.errors import error_responses
+from herald_api.idempotency.dependencies import install_replays
 from herald_api.mailings.endpoints import router as mailings_router
 from herald_api.middleware import BodyLimitMiddleware, RequestContextMiddleware, bind_path_ids
 from herald_api.outbox.relay import OutboxRelay
@@ -45,6 +46,10 @@ parameter's name.
 
 Lists are paginated by id: pass the `next_cursor` of a page as `cursor` to get the next.
 Send `X-Correlation-ID` to follow a request through the logs and the events it causes.
+
+`POST /clients`, `POST /mailings` and `POST /clients/import` take an `Idempotency-Key`
+header: a retry with the same key and the same request gets the first response again
+(`Idempotent-Replayed: true`) and creates nothing.
 """
 
 OPENAPI_TAGS = [
@@ -93,6 +98,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_replays(app)
 
     for router in (clients_router, mailings_router, stats_router):
         app.include_router(

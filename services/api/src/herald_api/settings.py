@@ -17,6 +17,12 @@ class ApiSettings(HeraldSettings, AdminSettings):
     api_max_import_bytes: int = Field(
         default=536_870_912, ge=1, description="Largest bulk-import body accepted (413 above)."
     )
+    idempotency_key_ttl: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Seconds an Idempotency-Key is kept with its response: a repeat within"
+        " them gets that response again; after them the key is as good as new.",
+    )
     outbox_relay_interval: float = Field(
         default=1.0,
         gt=0,

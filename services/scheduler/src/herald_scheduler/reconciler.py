@@ -45,7 +45,13 @@ log = structlog.get_logger()
 
 
 def zone_due(mailing: MailingFrame, timezone: str, now: datetime) -> ZoneDue:
-    """When this mailing's clients in this zone are first due, or why they never are."""
+    """When this mailing's clients in this zone are first due, or why they never are.
+
+    A paused mailing's rows are parked at its end, where no claim reaches them: the
+    dispatcher skips paused mailings anyway, but a backlog of due rows would be walked
+    past by every claim. The pause expires nothing; only a zone that has no due time
+    under the terms themselves does. A resume's reconcile computes the real due times.
+    """
     if now >= mailing.end_at:
         return ZoneDue(mailing.id, timezone, None, MAILING_ENDED)
     try:
@@ -53,7 +59,11 @@ def zone_due(mailing: MailingFrame, timezone: str, now: datetime) -> ZoneDue:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return ZoneDue(mailing.id, timezone, None, UNKNOWN_TIME_ZONE)
     due_at = first_due_at(max(mailing.start_at, now), mailing.end_at, tz, mailing.send_window)
-    return ZoneDue(mailing.id, timezone, due_at, None if due_at else NO_WINDOW_BEFORE_END)
+    if due_at is None:
+        return ZoneDue(mailing.id, timezone, None, NO_WINDOW_BEFORE_END)
+    if mailing.paused:
+        return ZoneDue(mailing.id, timezone, mailing.end_at)
+    return ZoneDue(mailing.id, timezone, due_at)
 
 
 def _zone_dues(groups: Iterable[ZoneGroup], now: datetime) -> list[ZoneDue]:

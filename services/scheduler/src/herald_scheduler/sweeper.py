@@ -1,7 +1,8 @@
-"""Stop what is still unsent when a mailing ends (expired) or was deleted (cancelled), and
-give rows whose dispatch lease ran out back to the dispatcher.
+"""Stop what is still unsent when a mailing ends (expired) or was cancelled or deleted
+(cancelled), and give rows whose dispatch lease ran out back to the dispatcher.
 
-Mailing status is derived from its times, so the ledger rows are all there is to mark.
+Mailing status is derived from its times, so the ledger rows are all there is to mark. A
+paused mailing is no exception: its end expires what it left unsent, as always.
 A lease runs out when no sender holds the row's command (a sender renews the leases of
 what it holds): the command was lost, or its sender died. Leases are released only
 while no status event waits in the broker: one of them may say that the row was sent.

@@ -56,6 +56,8 @@ class ErrorClass(StrEnum):
     end_reached = "end_reached"
     circuit_open = "circuit_open"
     mailing_cancelled = "mailing_cancelled"
+    # An operator paused the mailing: the message goes back to scheduled, as for a window.
+    mailing_paused = "mailing_paused"
     before_start = "before_start"
     # The client left the mailing's filter, or was deleted: the scheduler cancels the row.
     client_unmatched = "client_unmatched"

@@ -1,7 +1,10 @@
 """Delivering one send command's messages: end and window checks, the request, retries.
 
-Every message ends the command in one outcome: ``sent``, ``failed``, ``expired``, or
-``retrying`` with a delay queue to come back through. The hot path makes no database
+Every message ends the command in one outcome: ``sent``, ``failed``, ``expired``,
+``retrying`` with a delay queue to come back through, or ``scheduled`` again with a due
+time (a window to wait for, a start moved later, a paused mailing), or none when the
+scheduler cancels it (a cancelled or deleted mailing, a client out of the filter). The
+mailing's live terms decide right before each request. The hot path makes no database
 query and no pydantic model per message: outcomes are plain dicts, validated once per
 command as one ``MessagesProgressed``.
 """
@@ -61,6 +64,7 @@ _BLOCKED = {
         ErrorClass.outside_window,
         ErrorClass.before_start,
         ErrorClass.mailing_cancelled,
+        ErrorClass.mailing_paused,
         ErrorClass.client_unmatched,
         ErrorClass.terms_unknown,
         ErrorClass.command_returned,
@@ -332,6 +336,9 @@ class Courier:
             return _BLOCKED[ErrorClass.command_returned]
         if now >= message.deadline:
             return _BLOCKED[ErrorClass.end_reached]
+        # Only after the end: the end expires a paused mailing's messages, the pause never.
+        if terms.paused_at is not None:
+            return _BLOCKED[ErrorClass.mailing_paused]
         if now < terms.start_at:
             return _BLOCKED[ErrorClass.before_start]
         if not is_inside(now, message.timezone, message.window):
@@ -459,6 +466,8 @@ class Courier:
             self._finish(message, report, MessageStatus.expired, reason, "the mailing has ended")
         elif reason in (ErrorClass.outside_window, ErrorClass.before_start):
             self._defer_to_window(message, report, reason)
+        elif reason is ErrorClass.mailing_paused:
+            self._hand_back_paused(message, report)
         elif verdict is Verdict.transient:
             self._defer_after_failure(message, judgement, report)
         else:
@@ -494,16 +503,49 @@ class Courier:
             if reason is ErrorClass.before_start
             else "outside the client's send window"
         )
+        self._reschedule(message, report, reason, error, opening)
+
+    def _hand_back_paused(self, message: _Message, report: CommandReport) -> None:
+        """Give a paused mailing's message back to the ledger as ``scheduled``, attempts
+        kept; the dispatcher claims it once the mailing is resumed.
+
+        Due when it could next be sent under the current terms, or at once if never:
+        never expired here, the pause must expire nothing (the resume's reconcile, or the
+        sender after it, judges the window again).
+        """
+        now = self._clock()
+        due_at = (
+            first_due_at(
+                max(now, message.terms.start_at),
+                message.deadline,
+                message.timezone,
+                message.window,
+            )
+            or now
+        )
+        self._reschedule(
+            message, report, ErrorClass.mailing_paused, "the mailing is paused", due_at
+        )
+
+    def _reschedule(
+        self,
+        message: _Message,
+        report: CommandReport,
+        reason: ErrorClass,
+        error: str,
+        due_at: datetime,
+    ) -> None:
+        """A ``scheduled`` outcome, due at ``due_at``: the row waits in the ledger."""
         report.outcomes.append(
             _outcome(
                 message.state.id,
                 message.mailing_id,
                 MessageStatus.scheduled,
                 message.attempts,
-                now,
+                self._clock(),
                 reason,
                 error,
-                opening,
+                due_at,
                 token=message.token,
             )
         )
@@ -513,7 +555,7 @@ class Courier:
             mailing_id=message.mailing_id,
             client_id=message.state.client_id,
             error_class=reason,
-            due_at=opening.isoformat(),
+            due_at=due_at.isoformat(),
         )
 
     def _defer_after_failure(

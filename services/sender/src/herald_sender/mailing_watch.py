@@ -1,7 +1,8 @@
 """The current terms of every mailing whose commands are in this sender's hands.
 
 A command's messages may wait seconds for a request slot, or for a retry; meanwhile
-the mailing may be changed (its start, end, window, text or filter) or deleted. This
+the mailing may be changed (its start, end, window, text or filter), paused, cancelled or
+deleted. This
 watch re-reads the terms of every mailing in hand a few times a second, and every
 request is judged by them right before it starts. Terms older than ``max_age`` are not
 trusted (the database is unreachable): no request starts on them, so that no request

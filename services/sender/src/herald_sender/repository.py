@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _TERMS_COLUMNS = """g.id, g.revision, g.text, g.start_at, g.end_at, g.send_window_start,
-       g.send_window_end, g.cancelled_at, g.filter_operator_codes, g.filter_tags"""
+       g.send_window_end, g.cancelled_at, g.paused_at, g.filter_operator_codes, g.filter_tags"""
 
 # Takes the rows that still carry the command's token, renewing their lease: a copy of
 # a command whose rows were dispatched again (or settled) takes nothing. The client's
@@ -61,6 +61,9 @@ class MailingTerms:
     send_window_start: time | None
     send_window_end: time | None
     cancelled_at: datetime | None
+    # Set while an operator has paused the mailing: no request starts, held messages go
+    # back to the ledger as scheduled.
+    paused_at: datetime | None
     filter_operator_codes: list[str] | None
     filter_tags: list[str] | None
 

@@ -59,14 +59,14 @@ async def test_the_counters_poll_while_a_mailing_runs_and_stop_once_it_is_final(
     assert '<progress value="8" max="8"' in row
 
 
-async def test_a_deleted_mailing_stops_polling_once_nothing_is_unsent(
+async def test_a_cancelled_mailing_stops_polling_once_nothing_is_unsent(
     admin: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     mailing = await add_mailing(
         sessionmaker, start_at=NOW - timedelta(hours=1), end_at=NOW + timedelta(hours=1)
     )
-    deleted = await admin.post(f"/admin/mailings/{mailing.id}/delete", data=form())
-    assert deleted.status_code == 303
+    cancelled = await admin.post(f"/admin/mailings/{mailing.id}/cancel", data=form())
+    assert cancelled.status_code == 303
     await set_counters(sessionmaker, mailing.id, sent=2, cancelled=4)
 
     card = (await admin.get(f"/admin/mailings/{mailing.id}/progress")).text

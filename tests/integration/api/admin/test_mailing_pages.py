@@ -197,40 +197,45 @@ async def test_an_edit_with_errors_changes_nothing(
     assert await event_types(sessionmaker) == ["mailing.created"]
 
 
-async def test_editing_a_deleted_mailing_shows_the_services_refusal(
+async def test_editing_a_cancelled_mailing_shows_the_services_refusal(
     admin: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     mailing = await add_mailing(sessionmaker)
     assert (
-        await admin.post(f"/admin/mailings/{mailing.id}/delete", data=form())
+        await admin.post(f"/admin/mailings/{mailing.id}/cancel", data=form())
     ).status_code == 303
 
     response = await admin.post(f"/admin/mailings/{mailing.id}/edit", data=mailing_form())
 
     assert response.status_code == 422
-    assert f"mailing {mailing.id} was deleted and cannot change" in response.text
-    assert await event_types(sessionmaker) == ["mailing.created", "mailing.deleted"]
+    assert f"mailing {mailing.id} was cancelled and cannot change" in response.text
+    assert await event_types(sessionmaker) == ["mailing.created", "mailing.cancelled"]
 
 
-async def test_delete_asks_first_then_cancels_through_the_service(
+async def test_delete_asks_first_then_deletes_through_the_service(
     admin: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     mailing = await add_mailing(sessionmaker, text="Winter sale")
 
     confirm = await admin.get(f"/admin/mailings/{mailing.id}/delete")
     assert "Winter sale" in confirm.text
+    assert "cancel it instead" in confirm.text
     assert f'action="/admin/mailings/{mailing.id}/delete"' in confirm.text
-    assert (await _mailing(sessionmaker, mailing.id)).cancelled_at is None
+    assert (await _mailing(sessionmaker, mailing.id)).deleted_at is None
 
     response = await admin.post(f"/admin/mailings/{mailing.id}/delete", data=form())
 
     assert response.status_code == 303
     assert response.headers["location"] == "/admin/mailings"
-    assert (await _mailing(sessionmaker, mailing.id)).cancelled_at is not None
+    deleted = await _mailing(sessionmaker, mailing.id)
+    assert (deleted.deleted_at is not None, deleted.cancelled_at is not None) == (True, True)
     assert await event_types(sessionmaker) == ["mailing.created", "mailing.deleted"]
-    detail = await admin.get(f"/admin/mailings/{mailing.id}")
-    assert "status-cancelled" in detail.text
-    assert f'href="/admin/mailings/{mailing.id}/edit"' not in detail.text
+    # Gone from the pages, as from the API.
+    assert (await admin.get(f"/admin/mailings/{mailing.id}")).status_code == 404
+    assert (await admin.get(f"/admin/mailings/{mailing.id}/edit")).status_code == 404
+    assert attribute_values((await admin.get("/admin/mailings")).text, "data-mailing") == []
+    again = await admin.post(f"/admin/mailings/{mailing.id}/delete", data=form())
+    assert again.status_code == 404
 
 
 async def test_the_list_filters_by_status_searches_the_text_and_pages_newest_first(

@@ -79,6 +79,7 @@ PAGES = [
     ("/admin/mailings/new", "New mailing"),
     ("/admin/mailings/{mailing}", "Mailing #{mailing}"),
     ("/admin/mailings/{mailing}/edit", "Edit mailing #{mailing}"),
+    ("/admin/mailings/{mailing}/cancel", "Cancel mailing #{mailing}?"),
     ("/admin/mailings/{mailing}/delete", "Delete mailing #{mailing}?"),
     ("/admin/clients", "Clients"),
     ("/admin/clients/new", "New client"),
@@ -172,8 +173,8 @@ async def test_an_unknown_mailing_is_a_404_page(admin: httpx.AsyncClient) -> Non
 async def test_an_invalid_query_is_a_422_page_naming_the_parameter(
     admin: httpx.AsyncClient,
 ) -> None:
-    response = await admin.get("/admin/mailings", params={"status": "paused"})
+    response = await admin.get("/admin/mailings", params={"status": "halted"})
 
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("text/html")
-    assert "status: must be one of scheduled, running, finished, cancelled" in response.text
+    assert "status: must be one of scheduled, running, paused, finished, cancelled" in response.text

@@ -310,3 +310,30 @@ class RateLimit(Base):
     throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (CheckConstraint("rate > 0", name="rate"),)
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key`` and the response it got, per API key, so that a retry
+    gets that response again instead of a second entity (herald_api.idempotency).
+
+    Written in the transaction that created the entity; kept for HERALD_IDEMPOTENCY_KEY_TTL.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 (hex) of the method, path, query, content type and body: a repeat must match.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    # The body as sent, byte for byte (JSON text): JSONB would reorder its keys.
+    response_body: Mapped[str] = mapped_column(Text)
+    response_headers: Mapped[dict[str, str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        # The bounded cleanup takes the oldest expired keys first.
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )

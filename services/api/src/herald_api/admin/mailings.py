@@ -1,9 +1,11 @@
 """Mailing pages: the list, the create and edit form with its audience preview, the
-detail page, and delete. Every change goes through ``herald_api.mailings.service``."""
+detail page, the operator controls (pause, resume, cancel) and delete. Every change goes
+through ``herald_api.mailings.service``, so the controls follow the API's rules."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +24,7 @@ from herald_api.admin.templating import ADMIN_PATH
 from herald_api.clients import service as clients
 from herald_api.deps import SessionDep
 from herald_api.errors import FieldError, HeraldError, ValidationFailed
-from herald_api.mailings import service
+from herald_api.mailings import controls, service
 from herald_api.mailings.schemas import MAX_FILTER_ITEMS, MailingCreate, MailingUpdate
 from herald_api.pagination import Cursor, decode_cursor, encode_cursor
 from herald_api.params import MailingId
@@ -70,11 +72,13 @@ async def list_mailings(
     next_query = None
     if len(found) > PAGE_SIZE:
         next_query = {**query, "cursor": encode_cursor(found[PAGE_SIZE - 1][0].id)}
+    shown = found[:PAGE_SIZE]
     return page.render(
         "mailings/list.html",
         title="Mailings",
         section="admin_mailings",
-        mailings=found[:PAGE_SIZE],
+        mailings=shown,
+        offered_by_mailing={mailing.id: controls.offered(status) for mailing, status in shown},
         status=status,
         q=q,
         query=query,
@@ -188,6 +192,7 @@ async def mailing_detail(
         section="admin_mailings",
         mailing=mailing,
         mailing_status=mailing_status,
+        offered=controls.offered(mailing_status),
         stats=await stats.of_mailing(session, mailing_id),
         progress=await stats.progress(session, mailing_id),
         messages=messages[:MESSAGES_PAGE_SIZE],
@@ -230,6 +235,55 @@ async def update_mailing(
     return page.see_other("admin_mailing", mailing_id=mailing_id)
 
 
+def _name_the_operator(page: Page) -> None:
+    """A control's event line names who used it, as the REST API's names the API key."""
+    structlog.contextvars.bind_contextvars(
+        operator=page.operator.name, subject=page.operator.subject
+    )
+
+
+@router.post("/mailings/{mailing_id}/pause", name="admin_mailing_pause")
+async def pause_mailing(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
+    _name_the_operator(page)
+    await service.pause(session, mailing_id)
+    return page.see_other("admin_mailing", mailing_id=mailing_id)
+
+
+@router.post("/mailings/{mailing_id}/resume", name="admin_mailing_resume")
+async def resume_mailing(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
+    _name_the_operator(page)
+    await service.resume(session, mailing_id)
+    return page.see_other("admin_mailing", mailing_id=mailing_id)
+
+
+@router.get("/mailings/{mailing_id}/cancel", name="admin_mailing_cancel_confirm")
+async def confirm_cancel(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
+    mailing, _ = await service.get(session, mailing_id)
+    return page.render(
+        "confirm.html",
+        title=f"Cancel mailing #{mailing_id}",
+        section="admin_mailings",
+        question=f"Cancel mailing #{mailing_id}?",
+        subject=mailing.text,
+        consequence=(
+            "Nothing more is sent, for good: its unsent messages end cancelled and it can"
+            " no longer be resumed or edited. The mailing stays readable, with its"
+            " statistics."
+        ),
+        action=page.url("admin_mailing_cancel", mailing_id=mailing_id),
+        button="Cancel mailing",
+        cancel=page.url("admin_mailing", mailing_id=mailing_id),
+        cancel_label="Keep it",
+    )
+
+
+@router.post("/mailings/{mailing_id}/cancel", name="admin_mailing_cancel")
+async def cancel_mailing(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
+    _name_the_operator(page)
+    await service.cancel(session, mailing_id)
+    return page.see_other("admin_mailing", mailing_id=mailing_id)
+
+
 @router.get("/mailings/{mailing_id}/delete", name="admin_mailing_delete_confirm")
 async def confirm_delete(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
     mailing, _ = await service.get(session, mailing_id)
@@ -240,8 +294,9 @@ async def confirm_delete(page: PageDep, session: SessionDep, mailing_id: Mailing
         question=f"Delete mailing #{mailing_id}?",
         subject=mailing.text,
         consequence=(
-            "Nothing more is sent: its unsent messages end cancelled. The mailing stays"
-            " readable with status cancelled."
+            "Nothing more is sent: its unsent messages end cancelled, and the mailing is"
+            " gone from the lists, its pages and the API. Its messages still count in the"
+            " dashboard's totals. To stop it and keep it readable, cancel it instead."
         ),
         action=page.url("admin_mailing_delete", mailing_id=mailing_id),
         button="Delete mailing",
@@ -251,5 +306,6 @@ async def confirm_delete(page: PageDep, session: SessionDep, mailing_id: Mailing
 
 @router.post("/mailings/{mailing_id}/delete", name="admin_mailing_delete")
 async def delete_mailing(page: PageDep, session: SessionDep, mailing_id: MailingId) -> Response:
+    _name_the_operator(page)
     await service.delete(session, mailing_id)
     return page.see_other("admin_mailings")

@@ -22,6 +22,12 @@ from herald_api.clients.schemas import (
 )
 from herald_api.deps import SessionDep, StateDep
 from herald_api.errors import UnsupportedMediaType, error_responses
+from herald_api.idempotency.dependencies import (
+    IdempotencyDep,
+    ImportIdempotencyDep,
+    idempotent_responses,
+    replay_header_doc,
+)
 from herald_api.pagination import Cursor, Limit, decode_cursor, next_cursor
 from herald_api.params import API_PREFIX, ClientId, example
 from herald_api.validation import OperatorCode, Tag
@@ -52,10 +58,12 @@ OperatorCodeFilter = Annotated[
     summary="Create a client",
     response_description="The new client.",
     description="Adds a client to the directory. The phone must be unique (409 otherwise).",
-    responses=error_responses(401, 409, 413, 422),
+    responses={201: {"headers": replay_header_doc()}, **idempotent_responses(401, 409, 413, 422)},
 )
-async def create_client(session: SessionDep, new: ClientCreate) -> ClientRead:
-    return ClientRead.model_validate(await service.create(session, new))
+async def create_client(
+    session: SessionDep, new: ClientCreate, idempotency: IdempotencyDep
+) -> ClientRead:
+    return await idempotency.remember(ClientRead.model_validate(await service.create(session, new)))
 
 
 @router.get(
@@ -112,7 +120,7 @@ is overwritten and, within a chunk, the later of two lines with the same phone w
     summary="Import clients in bulk (CSV or NDJSON)",
     response_description="What the import did, with the rejected lines.",
     description=_IMPORT_DESCRIPTION,
-    responses=error_responses(401, 413, 415, 422),
+    responses={200: {"headers": replay_header_doc()}, **idempotent_responses(401, 413, 415, 422)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -138,6 +146,7 @@ is overwritten and, within a chunk, the later of two lines with the same phone w
 async def import_clients_endpoint(
     request: Request,
     state: StateDep,
+    idempotency: ImportIdempotencyDep,
     upsert: Annotated[
         bool,
         Query(
@@ -154,12 +163,15 @@ async def import_clients_endpoint(
         raise UnsupportedMediaType(
             f"send the clients as {ImportFormat.csv.value} or {ImportFormat.ndjson.value}"
         ) from None
+    body = idempotency.fingerprinted(request.stream())
+    await idempotency.replay_if_done(body)
     return await import_clients(
-        request.stream(),
+        body,
         import_format=import_format,
         upsert=upsert,
         sessionmaker=state.sessionmaker,
         on_commit=state.relay.wake,
+        on_finish=idempotency.remember,
     )
 
 

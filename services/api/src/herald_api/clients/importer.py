@@ -10,7 +10,7 @@ holding a newline is not supported: every line is one record.
 
 import asyncio
 import csv
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,8 @@ MAX_LINE_BYTES = 16_384
 _OPTIONAL_COLUMNS = ("operator_code", "tag")
 
 NumberedLine = tuple[int, bytes | None]  # None: the line was longer than MAX_LINE_BYTES
+# Called with the result in the import's last transaction, before it commits.
+OnFinish = Callable[[AsyncSession, ImportResult], Awaitable[None]]
 
 
 class ImportFormat(StrEnum):
@@ -195,13 +197,16 @@ class ClientImport:
         rows: CsvRows | NdjsonRows,
         upsert: bool,
         on_commit: Callable[[], None],
+        on_finish: OnFinish | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._rows = rows
         self._upsert = upsert
         self._on_commit = on_commit
+        self._on_finish = on_finish
         self._pending: list[StagedRow] = []
         self._loading: asyncio.Task[None] | None = None
+        self._finished = False  # on_finish has run, in the last chunk's transaction
         self.tally = Tally()
 
     async def run(self, chunks: AsyncIterator[bytes]) -> ImportResult:
@@ -212,13 +217,17 @@ class ClientImport:
                     if len(self._pending) >= CHUNK_ROWS:
                         await self._start_load()
             self._rows.finish()
-            await self._start_load()
+            await self._start_load(last=True)
             await self._finish_load()
+            if self._on_finish is not None and not self._finished:
+                # No rows were left for a last chunk: a transaction for the result alone.
+                async with self._sessionmaker() as session, session.begin():
+                    await self._on_finish(session, self.tally.result())
         finally:
             await self._settle()
         return self.tally.result()
 
-    async def _start_load(self) -> None:
+    async def _start_load(self, *, last: bool = False) -> None:
         """Write the pending rows in the background once the previous chunk has committed.
 
         Chunks still commit one after another, but the next one is parsed while
@@ -227,7 +236,7 @@ class ClientImport:
         await self._finish_load()
         if self._pending:
             rows, self._pending = self._pending, []
-            self._loading = asyncio.create_task(self._load(rows))
+            self._loading = asyncio.create_task(self._load(rows, last=last))
 
     async def _finish_load(self) -> None:
         if self._loading is not None:
@@ -268,8 +277,9 @@ class ClientImport:
         operator_code = client.operator_code or client.phone[1:4]
         self._pending.append((number, client.phone, operator_code, client.tag, client.timezone))
 
-    async def _load(self, staged: list[StagedRow]) -> None:
-        """Write rows in one transaction with their outbox events."""
+    async def _load(self, staged: list[StagedRow], *, last: bool = False) -> None:
+        """Write rows in one transaction with their outbox events (and, for the last
+        chunk, with what ``on_finish`` writes)."""
         rows = self._unique_phones(staged)
         async with self._sessionmaker() as session, session.begin():
             await repository.stage(session, rows)
@@ -279,15 +289,20 @@ class ClientImport:
             # One set-based statement for the chunk's journal entries (see service.record_change).
             await repository.journal(session, [client_id for client_id, _, _ in written])
             await writer.record(session, _events(created, updated))
+            # Tallied before the commit, so that the last chunk's on_finish sees it all; a
+            # failed commit fails the import, whose tally is then never answered.
+            self.tally.created += len(created)
+            self.tally.updated += len(updated)
+            if not self._upsert:
+                loaded = {phone for _, phone, _ in written}
+                for row in rows:
+                    if row[1] not in loaded:
+                        self._duplicate(row[0], "a client with this phone already exists")
+            if last and self._on_finish is not None:
+                await self._on_finish(session, self.tally.result())
+                self._finished = True
         if written:
             self._on_commit()
-        self.tally.created += len(created)
-        self.tally.updated += len(updated)
-        if not self._upsert:
-            loaded = {phone for _, phone, _ in written}
-            for row in rows:
-                if row[1] not in loaded:
-                    self._duplicate(row[0], "a client with this phone already exists")
 
     def _unique_phones(self, rows: Sequence[StagedRow]) -> list[StagedRow]:
         """One row per phone: the first one, or with upsert the last one (later lines win)."""
@@ -324,7 +339,12 @@ async def import_clients(
     upsert: bool,
     sessionmaker: async_sessionmaker[AsyncSession],
     on_commit: Callable[[], None],
+    on_finish: OnFinish | None = None,
 ) -> ImportResult:
+    """Import the body's clients; ``on_finish`` writes in the transaction of the last
+    chunk (of its own when no row was left for one), so that it commits with it."""
     rows: CsvRows | NdjsonRows = CsvRows() if import_format is ImportFormat.csv else NdjsonRows()
-    job = ClientImport(sessionmaker, rows=rows, upsert=upsert, on_commit=on_commit)
+    job = ClientImport(
+        sessionmaker, rows=rows, upsert=upsert, on_commit=on_commit, on_finish=on_finish
+    )
     return await job.run(chunks)

@@ -1,7 +1,8 @@
 """SQL for mailings, their counters row and their messages.
 
 A mailing's status is derived in SQL from the transaction's ``now()``, so that the
-status shown and the status filtered on always agree.
+status shown and the status filtered on always agree. A deleted mailing (``deleted_at``
+set) is found by none of these reads: to the API it no longer exists.
 """
 
 from collections.abc import Sequence
@@ -24,31 +25,43 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from herald_api.mailings.controls import Control
 from herald_common.db.models import Client, Mailing, MailingCounters, Message
 from herald_common.domain import MailingStatus, MessageStatus
 
 _now = func.now()
 
 
+# In order of precedence (see MailingStatus): a cancelled mailing stays cancelled after
+# its end, and a paused one is finished once its end has passed.
 def _status_expression() -> ColumnElement[str]:
     return case(
         (Mailing.cancelled_at.is_not(None), literal(MailingStatus.cancelled.value)),
         (Mailing.end_at <= _now, literal(MailingStatus.finished.value)),
+        (Mailing.paused_at.is_not(None), literal(MailingStatus.paused.value)),
         (Mailing.start_at <= _now, literal(MailingStatus.running.value)),
         else_=literal(MailingStatus.scheduled.value),
     )
 
 
 STATUS = _status_expression().label("status")
+# Every read of the API goes through this: a deleted mailing answers 404.
+VISIBLE = Mailing.deleted_at.is_(None)
 
 
 def _has_status(status: MailingStatus) -> ColumnElement[bool]:
+    """Whether a mailing is in ``status``: the status expression's cases, each one
+    excluding those that come before it."""
     live = Mailing.cancelled_at.is_(None)
+    ongoing = and_(live, Mailing.end_at > _now)
     conditions = {
         MailingStatus.cancelled: Mailing.cancelled_at.is_not(None),
         MailingStatus.finished: and_(live, Mailing.end_at <= _now),
-        MailingStatus.running: and_(live, Mailing.start_at <= _now, Mailing.end_at > _now),
-        MailingStatus.scheduled: and_(live, Mailing.start_at > _now),
+        MailingStatus.paused: and_(ongoing, Mailing.paused_at.is_not(None)),
+        MailingStatus.running: and_(ongoing, Mailing.paused_at.is_(None), Mailing.start_at <= _now),
+        MailingStatus.scheduled: and_(
+            ongoing, Mailing.paused_at.is_(None), Mailing.start_at > _now
+        ),
     }
     return conditions[status]
 
@@ -70,19 +83,24 @@ async def add(session: AsyncSession, values: dict[str, Any]) -> MailingWithStatu
 
 async def get(session: AsyncSession, mailing_id: int) -> MailingWithStatus | None:
     row = (
-        await session.execute(select(Mailing, STATUS).where(Mailing.id == mailing_id))
+        await session.execute(select(Mailing, STATUS).where(Mailing.id == mailing_id, VISIBLE))
     ).one_or_none()
     return None if row is None else _with_status(row)
 
 
-async def lock(session: AsyncSession, mailing_id: int) -> Mailing | None:
-    """The mailing, locked until the transaction ends, so that changes serialise."""
-    statement = select(Mailing).where(Mailing.id == mailing_id).with_for_update()
-    return await session.scalar(statement)
+async def lock(session: AsyncSession, mailing_id: int) -> MailingWithStatus | None:
+    """The mailing and its status, locked until the transaction ends, so that changes
+    serialise and each one decides on the status it found."""
+    statement = (
+        select(Mailing, STATUS).where(Mailing.id == mailing_id, VISIBLE).with_for_update(of=Mailing)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else _with_status(row)
 
 
 async def exists(session: AsyncSession, mailing_id: int) -> bool:
-    return (await session.scalar(select(Mailing.id).where(Mailing.id == mailing_id))) is not None
+    statement = select(Mailing.id).where(Mailing.id == mailing_id, VISIBLE)
+    return (await session.scalar(statement)) is not None
 
 
 async def change(
@@ -98,13 +116,39 @@ async def change(
     return _with_status((await session.execute(statement)).one())
 
 
-async def cancel(session: AsyncSession, mailing_id: int, correlation_id: str | None) -> int | None:
-    """Soft-delete a live mailing; its new revision, or None when absent or already cancelled."""
+# What each operator control sets. A cancel ends a pause too: paused_at then says only
+# that a mailing is paused now (or ended while it was).
+_CONTROL_VALUES: dict[Control, dict[str, Any]] = {
+    Control.pause: {"paused_at": _now},
+    Control.resume: {"paused_at": None},
+    Control.cancel: {"cancelled_at": _now, "paused_at": None},
+}
+
+
+async def apply_control(
+    session: AsyncSession, mailing_id: int, control: Control, correlation_id: str | None
+) -> MailingWithStatus:
+    """Pause, resume or cancel the mailing (locked by the caller) and bump its revision."""
+    values = {**_CONTROL_VALUES[control], "correlation_id": correlation_id}
+    return await change(session, mailing_id, values)
+
+
+async def delete(session: AsyncSession, mailing_id: int, correlation_id: str | None) -> int | None:
+    """Mark the mailing deleted; its new revision, or None when absent or deleted already.
+
+    A mailing that has not ended is cancelled too, so that the scheduler and the senders,
+    which know only ``cancelled_at``, stop it as they stop a cancelled one. One that has
+    ended keeps its cancel state: what it left unsent expires, as it would have.
+    """
     statement = (
         update(Mailing)
-        .where(Mailing.id == mailing_id, Mailing.cancelled_at.is_(None))
+        .where(Mailing.id == mailing_id, VISIBLE)
         .values(
-            cancelled_at=_now,
+            deleted_at=_now,
+            cancelled_at=case(
+                (and_(Mailing.cancelled_at.is_(None), Mailing.end_at > _now), _now),
+                else_=Mailing.cancelled_at,
+            ),
             revision=Mailing.revision + 1,
             updated_at=_now,
             correlation_id=correlation_id,
@@ -125,7 +169,7 @@ async def page(
 ) -> list[MailingWithStatus]:
     """A keyset page by id: ids above ``after_id`` ascending, or, ``newest_first``, ids
     below it descending (0 then means from the newest)."""
-    statement = select(Mailing, STATUS).limit(limit)
+    statement = select(Mailing, STATUS).where(VISIBLE).limit(limit)
     if newest_first:
         statement = statement.order_by(Mailing.id.desc())
         if after_id:

@@ -33,6 +33,8 @@ MAILING_EXAMPLE = {
     "filter": {"operator_codes": ["999"], "tags": None},
     "send_window": {"start": "09:00", "end": "21:00"},
     "status": "scheduled",
+    "paused_at": None,
+    "cancelled_at": None,
     "created_at": "2030-01-01T09:00:00Z",
     "updated_at": "2030-01-01T09:00:00Z",
 }
@@ -209,10 +211,21 @@ class MailingRead(BaseModel):
     )
     status: MailingStatus = Field(
         description=(
-            "Derived: cancelled once deleted, finished from end_at, running from start_at,"
-            " scheduled before."
+            "Derived, the first that holds: cancelled once cancelled (POST .../cancel);"
+            " finished from end_at; paused while paused (POST .../pause, until"
+            " POST .../resume); running from start_at; scheduled before."
         ),
         examples=["scheduled"],
+    )
+    paused_at: datetime | None = Field(
+        description=(
+            "When an operator paused it; null when it is not paused (a resume or a cancel"
+            " clears it). A mailing whose end passed while paused is finished and keeps it."
+        ),
+        examples=[None],
+    )
+    cancelled_at: datetime | None = Field(
+        description="When an operator cancelled it; null unless cancelled.", examples=[None]
     )
     created_at: datetime = Field(
         description="When it was created.", examples=["2030-01-01T09:00:00Z"]
@@ -233,6 +246,8 @@ class MailingRead(BaseModel):
             ),
             send_window=SendWindow.of(mailing.send_window_start, mailing.send_window_end),
             status=status,
+            paused_at=mailing.paused_at,
+            cancelled_at=mailing.cancelled_at,
             created_at=mailing.created_at,
             updated_at=mailing.updated_at,
         )

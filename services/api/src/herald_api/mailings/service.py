@@ -1,5 +1,9 @@
 """Mailing use cases: each change bumps the revision and writes a ``mailing.*`` event; the
-audience preview of would-be terms changes nothing."""
+audience preview of would-be terms changes nothing.
+
+Pause, resume and cancel follow ``herald_api.mailings.controls``; a delete hides the
+mailing for good (404) and stops what it left unsent, as a cancel does.
+"""
 
 import zoneinfo
 from collections.abc import Iterable
@@ -10,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api import correlation
 from herald_api.errors import Conflict, NotFound, ValidationFailed
-from herald_api.mailings import repository
+from herald_api.mailings import controls, repository
+from herald_api.mailings.controls import Control, Effect
 from herald_api.mailings.repository import MailingWithStatus
 from herald_api.mailings.schemas import (
     AudiencePreview,
@@ -74,11 +79,12 @@ async def get(session: AsyncSession, mailing_id: int) -> MailingWithStatus:
 async def update(
     session: AsyncSession, mailing_id: int, changes: MailingUpdate
 ) -> MailingWithStatus:
-    current = await repository.lock(session, mailing_id)
-    if current is None:
+    found = await repository.lock(session, mailing_id)
+    if found is None:
         raise not_found(mailing_id)
+    current, _ = found
     if current.cancelled_at is not None:
-        raise Conflict(f"mailing {mailing_id} was deleted and cannot change")
+        raise Conflict(f"mailing {mailing_id} was cancelled and cannot change")
     sent = changes.model_fields_set
     if not sent:
         return await get(session, mailing_id)
@@ -104,13 +110,57 @@ async def update(
     return mailing, status
 
 
+_CONTROL_EVENTS: dict[Control, writer.MailingEventType] = {
+    Control.pause: EventType.mailing_paused,
+    Control.resume: EventType.mailing_resumed,
+    Control.cancel: EventType.mailing_cancelled,
+}
+
+
+async def pause(session: AsyncSession, mailing_id: int) -> MailingWithStatus:
+    """Stop sending until a resume: the dispatcher claims none of its messages, and senders
+    hand back those they hold. Nothing is expired by the pause itself."""
+    return await _control(session, mailing_id, Control.pause)
+
+
+async def resume(session: AsyncSession, mailing_id: int) -> MailingWithStatus:
+    """Send again, under the terms and windows as they are now (the scheduler recomputes
+    the due times of what waits)."""
+    return await _control(session, mailing_id, Control.resume)
+
+
+async def cancel(session: AsyncSession, mailing_id: int) -> MailingWithStatus:
+    """Stop for good: the scheduler cancels every unsent message. The mailing stays
+    readable, with its statistics."""
+    return await _control(session, mailing_id, Control.cancel)
+
+
+async def _control(session: AsyncSession, mailing_id: int, control: Control) -> MailingWithStatus:
+    found = await repository.lock(session, mailing_id)
+    if found is None:
+        raise not_found(mailing_id)
+    _, status = found
+    rule = controls.decide(control, status)
+    if rule.effect is Effect.refuse:
+        raise Conflict(rule.conflict_message(mailing_id, status))
+    if rule.effect is Effect.already:
+        return found
+    mailing, new_status = await repository.apply_control(
+        session, mailing_id, control, correlation.current()
+    )
+    await writer.record(
+        session,
+        [writer.mailing_changed(_CONTROL_EVENTS[control], mailing.id, mailing.revision)],
+    )
+    return mailing, new_status
+
+
 async def delete(session: AsyncSession, mailing_id: int) -> None:
-    """Soft delete; deleting a deleted mailing changes nothing and emits nothing."""
-    revision = await repository.cancel(session, mailing_id, correlation.current())
+    """Delete for good: the mailing answers 404 from now on, and what it left unsent is
+    cancelled. Its ledger rows stay, and still count in the global totals."""
+    revision = await repository.delete(session, mailing_id, correlation.current())
     if revision is None:
-        if not await repository.exists(session, mailing_id):
-            raise not_found(mailing_id)
-        return
+        raise not_found(mailing_id)
     await writer.record(
         session, [writer.mailing_changed(EventType.mailing_deleted, mailing_id, revision)]
     )

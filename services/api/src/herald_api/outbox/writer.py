@@ -23,7 +23,12 @@ CLIENT_IDS_PER_LINE = 1000
 log = structlog.get_logger()
 
 MailingEventType = Literal[
-    EventType.mailing_created, EventType.mailing_updated, EventType.mailing_deleted
+    EventType.mailing_created,
+    EventType.mailing_updated,
+    EventType.mailing_deleted,
+    EventType.mailing_paused,
+    EventType.mailing_resumed,
+    EventType.mailing_cancelled,
 ]
 ClientEventType = Literal[
     EventType.client_created, EventType.client_updated, EventType.client_deleted

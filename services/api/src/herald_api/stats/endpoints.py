@@ -19,8 +19,10 @@ router = APIRouter(prefix=API_PREFIX, tags=["stats"], route_class=AuthenticatedR
     response_description="A page of mailings with their counts, and the totals.",
     description=(
         "Each mailing (a page at a time) with its messages counted by status, and the totals"
-        " over all mailings. Counts are kept by the scheduler in the same transaction as"
-        " the ledger, so reading them costs the same whatever the mailing's size."
+        " over all mailings. A deleted mailing is not listed, but its messages still count"
+        " in the totals: the ledger keeps them as history. Counts are kept by the scheduler"
+        " in the same transaction as the ledger, so reading them costs the same whatever"
+        " the mailing's size."
     ),
     responses=error_responses(401, 422),
 )

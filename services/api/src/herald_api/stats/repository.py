@@ -1,5 +1,10 @@
 """SQL for statistics: the per-mailing counters (O(1) per mailing), the error breakdown,
-and sends per minute from the ledger."""
+and sends per minute from the ledger.
+
+A deleted mailing is not shown (404, left out of pages and progress), but its messages
+stay in the ledger and in the counters: totals over every mailing and the overall sends
+per minute still count them, as the history they are.
+"""
 
 from datetime import datetime
 from typing import Any
@@ -7,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from herald_api.mailings.repository import STATUS
+from herald_api.mailings.repository import STATUS, VISIBLE
 from herald_common.db.models import Mailing, MailingCounters, Message
 from herald_common.domain import MessageStatus
 
@@ -28,7 +33,7 @@ async def mailing_counts_page(session: AsyncSession, *, after_id: int, limit: in
             *(_zero_if_missing(column) for column in _COUNT_COLUMNS),
         )
         .outerjoin(MailingCounters, MailingCounters.mailing_id == Mailing.id)
-        .where(Mailing.id > after_id)
+        .where(Mailing.id > after_id, VISIBLE)
         .order_by(Mailing.id)
         .limit(limit)
     )
@@ -36,7 +41,7 @@ async def mailing_counts_page(session: AsyncSession, *, after_id: int, limit: in
 
 
 async def totals(session: AsyncSession) -> Any:
-    """One row with the sum of each status over every mailing."""
+    """One row with the sum of each status over every mailing, deleted ones included."""
     statement = select(
         *(func.coalesce(func.sum(column), 0).label(column.key) for column in _COUNT_COLUMNS)
     )
@@ -55,7 +60,7 @@ async def mailing_counters(session: AsyncSession, mailing_id: int) -> Any | None
         )
         .select_from(Mailing)
         .outerjoin(MailingCounters, MailingCounters.mailing_id == Mailing.id)
-        .where(Mailing.id == mailing_id)
+        .where(Mailing.id == mailing_id, VISIBLE)
     )
     return (await session.execute(statement)).one_or_none()
 
@@ -88,16 +93,16 @@ def _progress_statement() -> Select[Any]:
 
 async def mailing_progress(session: AsyncSession, mailing_id: int) -> Any | None:
     """(id, text, status, start_at, end_at, <each status>) of one mailing; None if unknown."""
-    statement = _progress_statement().where(Mailing.id == mailing_id)
+    statement = _progress_statement().where(Mailing.id == mailing_id, VISIBLE)
     return (await session.execute(statement)).one_or_none()
 
 
 async def active_progress(session: AsyncSession, limit: int) -> list[Any]:
     """The same rows for the live mailings that have not ended, the earliest start first:
-    the running ones, then the upcoming ones."""
+    the running and paused ones, then the upcoming ones."""
     statement = (
         _progress_statement()
-        .where(Mailing.cancelled_at.is_(None), Mailing.end_at > func.now())
+        .where(Mailing.cancelled_at.is_(None), Mailing.end_at > func.now(), VISIBLE)
         .order_by(Mailing.start_at, Mailing.id)
         .limit(limit)
     )
@@ -105,9 +110,9 @@ async def active_progress(session: AsyncSession, limit: int) -> list[Any]:
 
 
 async def mailings_by_status(session: AsyncSession) -> list[tuple[str, int]]:
-    """(status, mailings) for each status some mailing is in."""
+    """(status, mailings) for each status some (not deleted) mailing is in."""
     count = func.count().label("count")
-    statement = select(STATUS, count).group_by(STATUS)
+    statement = select(STATUS, count).where(VISIBLE).group_by(STATUS)
     return [(str(status), int(total)) for status, total in await session.execute(statement)]
 
 

@@ -48,7 +48,7 @@ class MailingCounts(BaseModel):
 
 class StatsPage(BaseModel):
     items: list[MailingCounts] = Field(
-        description="Mailings in ascending id order.",
+        description="Mailings in ascending id order; deleted ones are not listed.",
         examples=[
             [
                 {
@@ -62,7 +62,10 @@ class StatsPage(BaseModel):
         ],
     )
     totals: StatusTotals = Field(
-        description="Message counts over every mailing, not just this page.",
+        description=(
+            "Message counts over every mailing, not just this page, deleted mailings"
+            " included: their messages stay in the ledger, as history."
+        ),
         examples=[{**COUNTS_EXAMPLE, "total": 960}],
     )
     next_cursor: str | None = Field(

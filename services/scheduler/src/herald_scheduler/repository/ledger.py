@@ -335,13 +335,14 @@ async def cancel_unmatched_of_clients(session: AsyncSession, client_ids: Sequenc
 async def cancel_unsent_of_mailing(
     session: AsyncSession, mailing_id: int, after: int, through: int
 ) -> Moves:
-    """Cancel every unsent message in the window of a mailing that was deleted."""
+    """Cancel every unsent message in the window of a mailing that was cancelled (or
+    deleted, which cancels it too)."""
     params = {**_window(mailing_id, after, through), "reason": MAILING_CANCELLED}
     return await _moves(session, _CANCEL_UNSENT_IN_WINDOW + _COUNT_MOVES, params)
 
 
 async def stop_finished_mailings(session: AsyncSession, limit: int) -> Moves:
-    """Expire the unsent messages of ended mailings and cancel those of deleted ones.
+    """Expire the unsent messages of ended mailings and cancel those of cancelled ones.
 
     Skips rows another transaction holds (a dispatcher queueing them): the next sweep
     takes them. At most ``limit`` rows; call again while it returns that many.
@@ -516,11 +517,13 @@ async def reschedule_of_clients(
     )
 
 
+# A paused mailing's rows are not claimed: those its reconcile has not parked at its end
+# yet (reconciler.zone_due) and those its senders hand back wait here for a resume.
 _CLAIM = """
 SELECT m.id, m.mailing_id, m.attempts, g.correlation_id
 FROM messages m JOIN mailings g ON g.id = m.mailing_id
 WHERE m.status = 'scheduled' AND m.due_at <= now()
-  AND g.cancelled_at IS NULL AND g.end_at > now()
+  AND g.cancelled_at IS NULL AND g.paused_at IS NULL AND g.end_at > now()
 ORDER BY m.due_at
 LIMIT :limit
 FOR UPDATE OF m SKIP LOCKED
@@ -528,7 +531,8 @@ FOR UPDATE OF m SKIP LOCKED
 
 
 async def claim_due(session: AsyncSession, limit: int) -> list[ClaimedMessage]:
-    """Lock up to ``limit`` due rows of running mailings that no other transaction holds."""
+    """Lock up to ``limit`` due rows of running (not paused) mailings that no other
+    transaction holds."""
     result = await session.execute(text(_CLAIM), {"limit": limit})
     return [
         ClaimedMessage(
@@ -743,7 +747,11 @@ async def count_queued(session: AsyncSession) -> int:
 
 
 async def count_due_unqueued(session: AsyncSession) -> int:
+    """Due rows waiting for the dispatcher; a paused mailing's are not waiting for it."""
     result = await session.execute(
-        text("SELECT count(*) FROM messages WHERE status = 'scheduled' AND due_at <= now()")
+        text(
+            "SELECT count(*) FROM messages m JOIN mailings g ON g.id = m.mailing_id"
+            " WHERE m.status = 'scheduled' AND m.due_at <= now() AND g.paused_at IS NULL"
+        )
     )
     return int(result.scalar_one())

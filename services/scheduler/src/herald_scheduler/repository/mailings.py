@@ -23,12 +23,14 @@ _UNSENT = ", ".join(f"'{status.value}'" for status in sorted(UNSENT_STATUSES))
 
 @dataclass(frozen=True)
 class MailingFrame:
-    """What decides a mailing's due times: its frame and its client-local send window."""
+    """What decides a mailing's due times: its frame, its client-local send window, and
+    whether an operator has paused it."""
 
     id: int
     start_at: datetime
     end_at: datetime
     send_window: SendWindow | None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,17 @@ async def share_reconcile_locks(session: AsyncSession, mailing_ids: Sequence[int
         )
 
 
-_FRAME_COLUMNS = "g.id, g.start_at, g.end_at, g.send_window_start, g.send_window_end"
+_FRAME_COLUMNS = (
+    "g.id, g.start_at, g.end_at, g.send_window_start, g.send_window_end, g.paused_at IS NOT NULL"
+    " AS paused"
+)
 
 
 def _frame(row: Any) -> MailingFrame:
     window = None
     if row.send_window_start is not None and row.send_window_end is not None:
         window = SendWindow(row.send_window_start, row.send_window_end)
-    return MailingFrame(row.id, row.start_at, row.end_at, window)
+    return MailingFrame(row.id, row.start_at, row.end_at, window, bool(row.paused))
 
 
 async def database_now(session: AsyncSession) -> datetime:
