@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.stats import busiest_window
 from herald_common.db.engine import create_engine
 from herald_common.settings import HeraldSettings
 from herald_sender import rate_limit
@@ -56,16 +57,6 @@ async def take(limiter: SharedRateLimit, count: int, concurrency: int) -> list[f
     return granted
 
 
-def busiest_second(moments: list[float]) -> int:
-    moments = sorted(moments)
-    busiest, first = 0, 0
-    for last, moment in enumerate(moments):
-        while moment - moments[first] >= 1.0:
-            first += 1
-        busiest = max(busiest, last - first + 1)
-    return busiest
-
-
 async def test_four_limiters_together_start_no_more_than_the_rate(
     engines: list[AsyncEngine],
 ) -> None:
@@ -75,7 +66,7 @@ async def test_four_limiters_together_start_no_more_than_the_rate(
 
     moments = [moment for one in granted for moment in one]
     assert len(moments) == 600
-    assert busiest_second(moments) <= RATE * 1.05
+    assert busiest_window(moments) <= RATE * 1.05
     # And they use the rate while there is a backlog (the first second has no history).
     span = max(moments) - min(moments)
     assert len(moments) / span >= RATE * 0.9, f"{len(moments)} slots in {span:.2f} s"
@@ -88,7 +79,7 @@ async def test_an_idle_limit_saves_up_no_burst(engines: list[AsyncEngine]) -> No
 
     moments = await take(limiter, 100, 100)
 
-    assert busiest_second(moments) <= RATE * 1.05
+    assert busiest_window(moments) <= RATE * 1.05
 
 
 async def test_a_429_lowers_the_rate_for_every_sender_once_a_second(
@@ -103,7 +94,7 @@ async def test_a_429_lowers_the_rate_for_every_sender_once_a_second(
         rate = (await connection.execute(text("SELECT rate FROM rate_limits"))).scalar_one()
     assert rate == pytest.approx(RATE * rate_limit.DECREASE)
     moments = await take(second, 60, 30)
-    assert busiest_second(moments) <= RATE * rate_limit.DECREASE * 1.05
+    assert busiest_window(moments) <= RATE * rate_limit.DECREASE * 1.05
 
 
 async def test_the_rate_never_falls_below_its_floor_and_recovers_after_the_429s_stop(
