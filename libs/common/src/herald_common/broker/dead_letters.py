@@ -36,6 +36,8 @@ from herald_common.broker.topology import DEAD_LETTER_QUEUE
 
 EXCERPT_CHARACTERS = 160
 PUBLISH_TIMEOUT = 10.0
+# How long a hand-back waits to see its letters ready again (see _Taken.hand_back).
+HAND_BACK_WAIT = 5.0
 # Set by the broker for the queue a message sat in; a replayed copy starts afresh.
 _BROKER_HEADERS = frozenset({"x-delivery-count"})
 _ENVELOPE_FIELDS = frozenset({"id", "type", "correlation_id", "occurred_at", "schema_version"})
@@ -213,9 +215,27 @@ class _Taken:
             if not self.channel.is_closed:
                 for message in unsettled:
                     await message.nack(requeue=True)
+                if unsettled:
+                    await self._until_ready_again()
         with contextlib.suppress(*_GONE):
             if not self.channel.is_closed:
                 await self.channel.close()
+
+    async def _until_ready_again(self) -> None:
+        """Wait until herald.dead holds again what it held less what was acked.
+
+        A quorum queue requeues through its log, so a nacked letter is ready a moment
+        after the nack; without the wait, a listing followed at once by a replay could
+        find herald.dead empty. Bounded: a concurrent reader may hold letters too.
+        """
+        expected = self.depth - len(self.settled)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HAND_BACK_WAIT
+        while loop.time() < deadline:
+            queue = await self.channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+            if (queue.declaration_result.message_count or 0) >= expected:
+                return
+            await asyncio.sleep(0.02)
 
 
 async def _open(connection: AbstractConnection) -> _Taken:
