@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_api.validation import RATE_MESSAGE
 from herald_common.db.models import Mailing, MailingCounters
 from herald_common.domain import MessageStatus
 from tests.integration.api.factories import add_messages, iso, mailing_body, outbox_rows
@@ -43,7 +44,7 @@ async def test_create_returns_the_mailing(api: httpx.AsyncClient) -> None:
     assert mailing["status"] == "scheduled"
     assert (mailing["paused_at"], mailing["cancelled_at"]) == (None, None)
     assert set(mailing) == {
-        "id", "text", "start_at", "end_at", "filter", "send_window", "status",
+        "id", "text", "start_at", "end_at", "filter", "send_window", "max_rate", "status",
         "paused_at", "cancelled_at", "created_at", "updated_at",
     }  # fmt: skip
     assert (await api.get(f"{MAILINGS}/{mailing['id']}")).json() == mailing
@@ -56,6 +57,23 @@ async def test_create_without_filter_or_window_targets_everyone_at_any_time(
 
     assert mailing["filter"] == {"operator_codes": None, "tags": None}
     assert mailing["send_window"] is None
+    assert mailing["max_rate"] is None
+
+
+async def test_create_with_a_max_rate_stores_it_and_reads_it_back(
+    api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    fractional = (await api.post(MAILINGS, json=mailing_body(max_rate=12.5))).json()
+    whole = (await api.post(MAILINGS, json=mailing_body(max_rate=100_000))).json()
+
+    assert fractional["max_rate"] == 12.5
+    assert (await api.get(f"{MAILINGS}/{fractional['id']}")).json()["max_rate"] == 12.5
+    assert (await _mailing_row(sessionmaker, fractional["id"])).max_rate == 12.5
+    # An integer is a number too, and the bound itself is allowed.
+    assert whole["max_rate"] == 100_000
+    assert (await _mailing_row(sessionmaker, whole["id"])).max_rate == 100_000.0
+    listed = (await api.get(MAILINGS)).json()["items"]
+    assert [item["max_rate"] for item in listed] == [12.5, 100_000]
 
 
 async def test_create_inserts_zeroed_counters_stores_the_correlation_id_and_emits_an_event(
@@ -177,6 +195,49 @@ async def test_patch_with_null_removes_the_filter_and_the_window(api: httpx.Asyn
 
     assert body["filter"] == {"operator_codes": None, "tags": None}
     assert body["send_window"] is None
+
+
+async def test_patch_sets_changes_and_removes_the_max_rate_each_a_new_revision(
+    api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    created = (await api.post(MAILINGS, json=mailing_body())).json()
+    url = f"{MAILINGS}/{created['id']}"
+
+    set_ = (await api.patch(url, json={"max_rate": 50})).json()
+    assert set_["max_rate"] == 50
+    assert (await _mailing_row(sessionmaker, created["id"])).revision == 2
+
+    changed = (await api.patch(url, json={"max_rate": 0.25})).json()
+    assert changed["max_rate"] == 0.25
+    assert changed["updated_at"] > set_["updated_at"]
+
+    # Left out: unchanged.
+    other = (await api.patch(url, json={"text": "Other text"})).json()
+    assert (other["text"], other["max_rate"]) == ("Other text", 0.25)
+
+    removed = (await api.patch(url, json={"max_rate": None})).json()
+    assert removed["max_rate"] is None
+    assert (await api.get(url)).json()["max_rate"] is None
+    row = await _mailing_row(sessionmaker, created["id"])
+    assert (row.max_rate, row.revision) == (None, 5)
+    events = await outbox_rows(sessionmaker)
+    assert [event.event_type for event in events] == ["mailing.created"] + ["mailing.updated"] * 4
+    assert [event.payload["revision"] for event in events] == [1, 2, 3, 4, 5]
+    assert all(event.payload["mailing_id"] == created["id"] for event in events)
+
+
+async def test_a_refused_max_rate_changes_nothing(
+    api: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    created = (await api.post(MAILINGS, json=mailing_body(max_rate=5))).json()
+
+    response = await api.patch(f"{MAILINGS}/{created['id']}", json={"max_rate": 0})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == [{"field": "max_rate", "message": RATE_MESSAGE}]
+    row = await _mailing_row(sessionmaker, created["id"])
+    assert (row.max_rate, row.revision) == (5, 1)
+    assert len(await outbox_rows(sessionmaker)) == 1
 
 
 async def test_patch_validates_the_merged_frame(api: httpx.AsyncClient) -> None:

@@ -145,12 +145,29 @@ def test_patch_fields_that_reject_null_do_not_allow_it(
 
 @pytest.mark.parametrize(
     ("schema", "field"),
-    [("ClientUpdate", "tag"), ("MailingUpdate", "filter"), ("MailingUpdate", "send_window")],
+    [
+        ("ClientUpdate", "tag"),
+        ("MailingUpdate", "filter"),
+        ("MailingUpdate", "send_window"),
+        ("MailingUpdate", "max_rate"),
+    ],
 )
 def test_patch_fields_that_null_removes_allow_it(
     spec: dict[str, Any], schema: str, field: str
 ) -> None:
     assert _allows(spec, _component(schema), {field: None})
+
+
+@pytest.mark.parametrize("schema", ["MailingCreate", "MailingUpdate"])
+def test_the_max_rate_schema_states_its_range(spec: dict[str, Any], schema: str) -> None:
+    max_rate = spec["components"]["schemas"][schema]["properties"]["max_rate"]
+
+    for allowed in (None, 100_000, 50, 0.01):
+        assert _allows(spec, max_rate, allowed), allowed
+    for refused in (0, 0.001, -1, 100_000.5, "fast", "10", True):
+        assert not _allows(spec, max_rate, refused), refused
+    assert "messages/s" in max_rate["description"]
+    assert "HERALD_PROBE_RATE_LIMIT" in max_rate["description"]
 
 
 def test_time_zones_are_one_component_listing_every_accepted_zone(spec: dict[str, Any]) -> None:

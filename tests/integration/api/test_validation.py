@@ -5,6 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
+from herald_api.validation import RATE_MESSAGE
 from tests.integration.api.factories import client_body, mailing_body
 
 CLIENTS = "/api/v1/clients"
@@ -143,6 +144,14 @@ BAD_MAILINGS: list[tuple[str, dict[str, Any], str]] = [
         mailing_body(send_window={"start": "09:00", "end": "21:00", "tz": "UTC"}),
         "send_window.tz",
     ),
+    ("max rate zero", mailing_body(max_rate=0), "max_rate"),
+    ("max rate negative", mailing_body(max_rate=-1), "max_rate"),
+    ("max rate a word", mailing_body(max_rate="fast"), "max_rate"),
+    ("max rate a numeric string", mailing_body(max_rate="10"), "max_rate"),
+    ("max rate a bool", mailing_body(max_rate=True), "max_rate"),
+    ("max rate above the bound", mailing_body(max_rate=100_000.5), "max_rate"),
+    ("max rate huge", mailing_body(max_rate=10**40), "max_rate"),
+    ("max rate a list", mailing_body(max_rate=[5]), "max_rate"),
     ("unknown top-level field", mailing_body(priority=1), "priority"),
 ]
 
@@ -162,6 +171,10 @@ BAD_MAILING_PATCHES: list[tuple[str, dict[str, Any], str]] = [
     ("text null", {"text": None}, "text"),
     ("start null", {"start_at": None}, "start_at"),
     ("end without offset", {"end_at": "2031-01-01T00:00:00"}, "end_at"),
+    ("max rate zero", {"max_rate": 0}, "max_rate"),
+    ("max rate negative", {"max_rate": -1}, "max_rate"),
+    ("max rate a word", {"max_rate": "fast"}, "max_rate"),
+    ("max rate above the bound", {"max_rate": 100_001}, "max_rate"),
     ("unknown field", {"status": "running"}, "status"),
 ]
 
@@ -242,6 +255,23 @@ async def test_a_naive_datetime_message_says_the_offset_is_missing(api: httpx.As
 
     assert "offset is missing" in response.json()["error"]["fields"][0]["message"]
     assert "offset is missing" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"max_rate": 0}', b'{"max_rate": -1}', b'{"max_rate": "fast"}', b'{"max_rate": NaN}'],
+    ids=["zero", "negative", "word", "nan"],
+)
+async def test_a_bad_max_rate_says_what_it_must_be(api: httpx.AsyncClient, content: bytes) -> None:
+    mailing_id = (await api.post(MAILINGS, json=mailing_body())).json()["id"]
+
+    response = await api.patch(
+        f"{MAILINGS}/{mailing_id}", content=content, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == [{"field": "max_rate", "message": RATE_MESSAGE}]
+    assert response.json()["error"]["message"] == f"max_rate: {RATE_MESSAGE}"
 
 
 async def test_several_bad_fields_are_all_named(api: httpx.AsyncClient) -> None:

@@ -1,7 +1,9 @@
 """The shared rate limit on real PostgreSQL: several limiters, as several senders would
-hold, never start more than the rate between them; a 429 slows all of them down."""
+hold, never start more than the rate between them; a 429 slows all of them down; a
+mailing's own limit holds the same way."""
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -14,7 +16,8 @@ from herald_common.db.engine import create_engine
 from herald_common.settings import HeraldSettings
 from herald_sender import rate_limit
 from herald_sender.database_clock import DatabaseClock
-from herald_sender.rate_limit import SharedRateLimit
+from herald_sender.rate_limit import MailingRateLimit, MailingRateLimits, SharedRateLimit
+from tests.unit.sender.fakes import terms
 
 RATE = 200.0
 
@@ -136,3 +139,100 @@ async def test_a_slot_its_request_was_too_late_for_is_stale() -> None:
 
     assert not limiter.stale(time.monotonic())
     assert limiter.stale(time.monotonic() - rate_limit.GRACE_SECONDS * 2)
+
+
+async def test_a_request_that_comes_first_skips_the_queue(engines: list[AsyncEngine]) -> None:
+    (limiter,) = await limiters(engines[:1])
+    backlog = asyncio.create_task(take(limiter, 200, 200))  # a second of the rate
+    await asyncio.sleep(0.1)
+
+    started = time.monotonic()
+    await limiter.acquire(first=True)
+    waited = time.monotonic() - started
+    await backlog
+
+    # Its turn in the queue would have been about 0.9 s away.
+    assert waited < 0.1, f"waited {waited:.3f} s"
+
+
+async def test_a_slot_given_back_goes_to_the_next_waiter_at_once(
+    engines: list[AsyncEngine],
+) -> None:
+    (limiter,) = await limiters(engines[:1], limit=2.0)  # one slot every 0.5 s
+    slot = await limiter.acquire()
+    waiting = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0.01)
+
+    limiter.give_back(slot)
+
+    assert await asyncio.wait_for(waiting, timeout=0.1) == slot
+
+
+async def test_a_sender_leases_no_further_ahead_than_it_sends(
+    engines: list[AsyncEngine],
+) -> None:
+    """A paused mailing's waiting requests, or a stopping sender, cost the others little:
+    the row is never committed to one sender's whole backlog."""
+    (limiter,) = await limiters(engines[:1])
+    backlog = asyncio.create_task(take(limiter, 400, 400))  # two seconds of the rate
+    await asyncio.sleep(0.3)
+
+    async with engines[0].connect() as connection:
+        ahead = (
+            await connection.execute(
+                text("SELECT extract(epoch FROM tat - now()) FROM rate_limits")
+            )
+        ).scalar_one()
+    backlog.cancel()
+
+    assert ahead < rate_limit.LEASE_SECONDS * 2, f"leased {ahead:.2f} s ahead"
+
+
+async def test_a_mailings_own_limit_holds_across_senders_and_follows_its_changes(
+    engines: list[AsyncEngine],
+) -> None:
+    own = []
+    for engine in engines:
+        clock = DatabaseClock(engine)
+        await clock.measure_or_keep()
+        own.append(MailingRateLimit(engine, 50.0, clock.now, name="mailing:1"))
+
+    granted = await asyncio.gather(*(take(limiter, 40, 20) for limiter in own))
+
+    moments = [moment for one in granted for moment in one]
+    assert busiest_window(moments) <= 50 * 1.05
+    span = max(moments) - min(moments)
+    assert len(moments) / span >= 50 * 0.9, f"{len(moments)} slots in {span:.2f} s"
+
+    for limiter in own:
+        limiter.retune(100.0)
+    granted = await asyncio.gather(*(take(limiter, 60, 20) for limiter in own))
+
+    moments = [moment for one in granted for moment in one]
+    assert busiest_window(moments) <= 100 * 1.05
+    assert len(moments) / (max(moments) - min(moments)) >= 100 * 0.9
+    async with engines[0].connect() as connection:
+        rate = (
+            await connection.execute(text("SELECT rate FROM rate_limits WHERE name = 'mailing:1'"))
+        ).scalar_one()
+    assert rate == 100.0
+
+
+async def test_a_mailing_whose_limit_is_removed_lets_its_waiters_go(
+    engines: list[AsyncEngine],
+) -> None:
+    clock = DatabaseClock(engines[0])
+    await clock.measure_or_keep()
+    mailings = MailingRateLimits(engines[0], clock.now)
+    limited = terms(max_rate=1.0)
+    limit = mailings.of(limited)
+    assert limit is not None
+    await limit.acquire()
+    waiting = asyncio.create_task(limit.acquire())  # its slot is a second away
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+
+    assert mailings.of(dataclasses.replace(limited, max_rate=None)) is None
+
+    await asyncio.wait_for(waiting, timeout=0.1)
+    assert mailings.of(limited) is not limit

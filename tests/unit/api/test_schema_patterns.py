@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald_api.clients import csv_header
 from herald_api.clients.importer import MAX_LINE_BYTES, ClientImport, CsvRows
 from herald_api.errors import ValidationFailed
-from herald_api.validation import MailingText, Phone, Tag
+from herald_api.validation import MAX_RATE_LIMIT, MailingText, MessageRate, Phone, Tag
 
 # str.isspace() characters, NUL and a few ordinary ones: where the rules have their edges.
 EDGES = st.sampled_from(
@@ -60,6 +61,26 @@ def test_the_phone_schema_allows_exactly_the_numbers_accepted(phone: float) -> N
     allowed = float(phone).is_integer() and as_integer["minimum"] <= phone <= as_integer["maximum"]
 
     assert allowed == _accepts(adapter, phone)
+
+
+# JSON has no NaN, so neither the schema nor a generated body has one to agree on.
+RATES = st.one_of(
+    st.floats(allow_nan=False),
+    st.floats(-1.0, MAX_RATE_LIMIT + 1.0, allow_nan=False),
+    st.integers(-2, 2),
+    st.integers(MAX_RATE_LIMIT - 2, MAX_RATE_LIMIT + 2),
+    st.sampled_from(
+        [0.0, -0.0, 5e-324, 0.01, 0.0099, float(MAX_RATE_LIMIT), True, None, "10", [1]]
+    ),
+)
+
+
+@given(rate=RATES)
+def test_the_rate_schema_allows_exactly_the_rates_accepted(rate: object) -> None:
+    adapter: TypeAdapter[float] = TypeAdapter(MessageRate)
+    allowed = Draft202012Validator(_schema(adapter)).is_valid(rate)
+
+    assert allowed == _accepts(adapter, rate)
 
 
 # Each list repeats the harmless choices, so that most headers come out acceptable.

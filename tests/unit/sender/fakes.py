@@ -126,6 +126,7 @@ def terms(
     cancelled: bool = False,
     paused: bool = False,
     operator_codes: list[str] | None = None,
+    max_rate: float | None = None,
 ) -> MailingTerms:
     return MailingTerms(
         id=7,
@@ -139,6 +140,7 @@ def terms(
         paused_at=START if paused else None,
         filter_operator_codes=operator_codes,
         filter_tags=None,
+        max_rate=max_rate,
     )
 
 

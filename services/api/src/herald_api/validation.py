@@ -21,6 +21,11 @@ _CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 _DATETIME_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
 
 PHONE_MESSAGE = "must be 11 digits starting with 7, e.g. 79991234567"
+# A mailing's own rate, in messages a second: from one message every 100 s (a slower
+# rate's slots would be further apart than a sender holds a message) to this.
+MIN_RATE_LIMIT = 0.01
+MAX_RATE_LIMIT = 100_000
+RATE_MESSAGE = f"must be a number from {MIN_RATE_LIMIT} to {MAX_RATE_LIMIT}, e.g. 50 or 0.5"
 # The JSON Schema side of storable() and of "not blank": no NUL anywhere, and at least one
 # character that str.strip() keeps (the characters excluded are exactly str.isspace()'s).
 _STORABLE = "^[^\\x00]*$"
@@ -124,6 +129,17 @@ def _without_null(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+def message_rate(value: object) -> float:
+    """A JSON number (an integer too) from MIN_RATE_LIMIT to MAX_RATE_LIMIT; never a string or
+    a bool, which the schema's ``number`` does not allow either. NaN and infinity (which a
+    JSON body may spell) fail the comparison."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(RATE_MESSAGE)
+    if not MIN_RATE_LIMIT <= value <= MAX_RATE_LIMIT:
+        raise ValueError(RATE_MESSAGE)
+    return float(value)
+
+
 def clock(value: object) -> str:
     if not isinstance(value, str) or not _CLOCK.fullmatch(value):
         raise ValueError("must be a 24-hour time HH:MM, e.g. '09:00'")
@@ -187,6 +203,12 @@ Clock = Annotated[
     str,
     BeforeValidator(clock),
     WithJsonSchema({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
+]
+
+MessageRate = Annotated[
+    float,
+    BeforeValidator(message_rate),
+    WithJsonSchema({"type": "number", "minimum": MIN_RATE_LIMIT, "maximum": MAX_RATE_LIMIT}),
 ]
 
 

@@ -46,7 +46,7 @@ from herald_sender.classification import (
 from herald_sender.deferral import tier_for_retry
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
-from herald_sender.rate_limit import SharedRateLimit
+from herald_sender.rate_limit import MailingRateLimits, SharedRateLimit
 from herald_sender.repository import MailingTerms, MessageState
 from herald_sender.request_timeout import RequestTimeout
 
@@ -141,6 +141,20 @@ class _Message:
         return _window(self.terms.send_window_start, self.terms.send_window_end)
 
 
+@dataclass(frozen=True, slots=True)
+class _RateSlots:
+    """The slots of the rate limits one request holds: its mailing's own, the global one."""
+
+    held: list[tuple[SharedRateLimit, float]]
+
+    def late(self) -> bool:
+        return any(limit.stale(slot) for limit, slot in self.held)
+
+    def give_back(self) -> None:
+        for limit, slot in self.held:
+            limit.give_back(slot)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -162,10 +176,12 @@ class Courier:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         watch: MailingWatch | None = None,
         rate: SharedRateLimit | None = None,
+        mailing_rates: MailingRateLimits | None = None,
     ) -> None:
         self._client = client
         self._watch = watch
         self._rate = rate
+        self._mailing_rates = mailing_rates
         self._breaker = breaker
         self._policy = policy
         self._clock = clock or _utc_now
@@ -319,12 +335,8 @@ class Courier:
 
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
         """Why the mailing's current terms let no request start now, or None."""
-        if self._watch is not None:
-            current = self._watch.current(message.mailing_id)
-            if current is None:
-                return _BLOCKED[ErrorClass.terms_unknown]
-            if current.revision >= message.terms.revision:
-                message.terms = current
+        if not self._refresh_terms(message):
+            return _BLOCKED[ErrorClass.terms_unknown]
         terms = message.terms
         # A deleted mailing, or a client out of its filter, is out for good; the scheduler
         # cancels those rows.
@@ -345,6 +357,17 @@ class Courier:
             return _BLOCKED[ErrorClass.outside_window]
         return None
 
+    def _refresh_terms(self, message: _Message) -> bool:
+        """Take the mailing's current terms from the watch; False when it has none."""
+        if self._watch is None:
+            return True
+        current = self._watch.current(message.mailing_id)
+        if current is None:
+            return False
+        if current.revision >= message.terms.revision:
+            message.terms = current
+        return True
+
     def _blocked(self, message: _Message, now: datetime, *, probe: bool) -> Judgement | None:
         """Why no request may start for this message now, or None when one may."""
         blocked = self._out_of_time(message, now)
@@ -356,18 +379,35 @@ class Courier:
             return _BLOCKED[ErrorClass.circuit_open]
         return None
 
+    async def _take_slots(self, message: _Message) -> _RateSlots:
+        """Wait for the mailing's own rate, if it has one, then for the global one."""
+        held: list[tuple[SharedRateLimit, float]] = []
+        own = self._mailing_rates.of(message.terms) if self._mailing_rates is not None else None
+        if own is not None:
+            held.append((own, await own.acquire()))
+        if self._rate is not None:
+            # Ahead of the other waiters: the mailing's slot goes stale if this waits its turn.
+            held.append((self._rate, await self._rate.acquire(first=own is not None)))
+        return _RateSlots(held)
+
     async def _request(self, message: _Message, *, probe: bool) -> Judgement:
         state = message.state
         while True:
-            # The rate's slot first: a request waiting for the rate holds no worker.
-            slot = await self._rate.acquire() if self._rate is not None else None
+            # Not worth a slot of the rate: a paused mailing's messages would take them.
+            blocked = self._blocked(message, self._clock(), probe=probe)
+            if blocked is not None:
+                return blocked
+            # The rate's slots first: a request waiting for the rate holds no worker.
+            slots = await self._take_slots(message)
             async with self._limit:
-                if slot is not None and self._rate is not None and self._rate.stale(slot):
-                    continue  # it waited too long for a worker: a new slot, not a burst
+                if slots.late():
+                    slots.give_back()
+                    continue  # it waited too long for a worker: new slots, not a burst
                 # Checked again here, right before the request: waiting for a slot takes time.
                 now = self._clock()
                 blocked = self._blocked(message, now, probe=probe)
                 if blocked is not None:
+                    slots.give_back()  # to the next request, rather than lost
                     return blocked
                 remaining = (message.deadline - now).total_seconds()
                 budget = self.timeout.current

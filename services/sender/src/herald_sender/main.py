@@ -21,7 +21,7 @@ from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.leases import LeaseKeeper
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, Transport, open_probe_client
-from herald_sender.rate_limit import SharedRateLimit
+from herald_sender.rate_limit import MailingRateLimits, SharedRateLimit
 
 log = structlog.get_logger()
 
@@ -121,6 +121,8 @@ async def run(
                 rate = SharedRateLimit(engine, settings.probe_rate_limit, clock.now)
                 await rate.start()
                 stack.callback(rate.close)
+            mailing_rates = MailingRateLimits(engine, clock.now, watch.current)
+            stack.callback(mailing_rates.close)
             courier = Courier(
                 client,
                 breaker,
@@ -134,6 +136,7 @@ async def run(
                 watch=watch,
                 clock=clock.now,
                 rate=rate,
+                mailing_rates=mailing_rates,
             )
             consumer = CommandConsumer(
                 connection=connection,

@@ -1,4 +1,5 @@
-"""One rate limit on the external API for all senders, whatever their number.
+"""One rate limit on the external API for all senders, whatever their number, and each
+mailing's own ``max_rate`` the same way.
 
 GCRA on one PostgreSQL row (``rate_limits``), by the database's clock: a sender leases a
 few consecutive request slots at a time, one ``1/rate`` apart, in one statement, and the
@@ -11,7 +12,13 @@ through the sender's measured offset from it (herald_sender.database_clock): rea
 lease's answer as "now" would shift each lease by its commit and round trip, and two
 senders' slots would overlap by the difference.
 
-A request takes its slot just before it starts and before it takes a worker slot, so a
+Slots are handed to the waiting requests at their time, in order, not ahead: a request
+that must go first (it holds its mailing's slot, which would otherwise go stale) can, and
+a slot whose request finds it may not send (its mailing was paused, or its end passed) is
+given to the next waiter rather than lost. The next lease is taken just before the slots
+in hand run out, so a sender is never committed far ahead on the shared row.
+
+A request takes its slots just before it starts and before it takes a worker slot, so a
 request waiting for the rate holds no worker. A slot not used within ``grace`` of its
 time (its request then waited for a worker) is dropped and the request takes a new one:
 late requests never bunch into a burst above the rate.
@@ -32,17 +39,29 @@ from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from herald_common.faults import FAULTS, describe
 from herald_common.metrics import SENDER_RATE_IN_FORCE, SENDER_RATE_WAIT
 from herald_sender import repository
+from herald_sender.repository import MailingTerms
 
 log = structlog.get_logger()
 
 NAME = "probe"
 LEASE_SECONDS = 0.05
+# While requests holding their mailing's slot come first, leases are this short: senders'
+# leases then interleave finely enough that such a request finds a slot of its own
+# sender's within the grace, instead of waiting out another sender's 50 ms.
+FINE_LEASE_SECONDS = 0.01
+FINE_FOR_SECONDS = 1.0
 GRACE_SECONDS = 0.03
+# The next lease is taken when the slots in hand cover less than this: a lease's round
+# trip is about a millisecond, so the rate never waits for one.
+LOOKAHEAD_SECONDS = 0.01
+# A slot is handed this much before its time (its request sleeps the rest): one wake of
+# the pacer hands out every slot of the next millisecond at high rates.
+HAND_EARLY_SECONDS = 0.001
 DECREASE = 0.8
 FLOOR = 0.05
 RECOVERY = 5.0
@@ -60,46 +79,68 @@ class SharedRateLimit:
     ) -> None:
         self._engine = engine
         self._database_now = database_now
-        self._limit = limit
         self._name = name
+        self._limit = limit
         self._max_lease = max(1, int(limit * LEASE_SECONDS))
+        self._fine_lease = max(1, int(limit * FINE_LEASE_SECONDS))
+        self._fine_until = 0.0
+        # Leased and not yet handed out, in time order.
         self._slots: collections.deque[float] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[float]] = collections.deque()
+        self._pacing: asyncio.Task[None] | None = None
         self._leasing: asyncio.Task[None] | None = None
         self._closed = False
+
+    @property
+    def limit(self) -> float:
+        return self._limit
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def idle(self) -> bool:
+        """No request waits for it."""
+        return not any(not waiter.done() for waiter in self._waiters)
 
     async def start(self) -> None:
         async with self._engine.connect() as connection:
             await repository.ensure_rate_limit(connection, self._name, self._limit)
-        SENDER_RATE_IN_FORCE.set(self._limit)
+        self._in_force(self._limit)
 
     def close(self) -> None:
         """Waiting requests go on at once (they find the sender stopping)."""
         self._closed = True
-        if self._leasing is not None:
-            self._leasing.cancel()
+        for task in (self._pacing, self._leasing):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         now = time.monotonic()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(now)
 
-    async def acquire(self) -> float:
-        """Wait for a slot of the shared rate; its time (``time.monotonic()``)."""
+    async def acquire(self, *, first: bool = False) -> float:
+        """Wait for a slot of the shared rate; its time (``time.monotonic()``).
+
+        ``first`` puts the request ahead of those already waiting: it holds another
+        limit's slot, which goes stale if it waits its turn here."""
         started = time.monotonic()
         try:
             while not self._closed:
-                if self._slots:
-                    slot = self._slots.popleft()
+                # Each waiter is woken once, by the slot meant for it: a sender holds up
+                # to 3,200 messages, and waking them all on every lease tripled its CPU
+                # per message at a binding limit (make bench).
+                waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+                if first:
+                    self._waiters.appendleft(waiter)
+                    self._fine_until = started + FINE_FOR_SECONDS
                 else:
-                    # Each waiter is woken once, by the lease that hands it its slot: a
-                    # sender holds up to 3,200 messages, and waking them all on every
-                    # lease tripled its CPU per message at a binding limit (make bench).
-                    waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
                     self._waiters.append(waiter)
-                    if self._leasing is None or self._leasing.done():
-                        self._leasing = asyncio.create_task(self._lease())
-                    slot = await waiter
+                if self._pacing is None or self._pacing.done():
+                    self._pacing = asyncio.create_task(self._pace())
+                slot = await waiter
                 delay = slot - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -113,6 +154,24 @@ class SharedRateLimit:
     def stale(self, slot: float) -> bool:
         """Whether a request starting now would be too late for this slot."""
         return time.monotonic() - slot > GRACE_SECONDS
+
+    def give_back(self, slot: float) -> None:
+        """A slot its request did not use: the next waiter takes it while it is on time."""
+        if self._closed or self.stale(slot):
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(slot)
+                return
+        self._slots.appendleft(slot)
+
+    def retune(self, limit: float) -> None:
+        """A new limit (an operator changed it): slots in hand were leased at the old one."""
+        self._limit = limit
+        self._max_lease = max(1, int(limit * LEASE_SECONDS))
+        self._fine_lease = max(1, int(limit * FINE_LEASE_SECONDS))
+        self._slots.clear()
 
     async def throttled(self, retry_after: float | None) -> None:
         """The API answered 429: slow every sender down."""
@@ -129,33 +188,167 @@ class SharedRateLimit:
             log.warning("rate_limit.throttle_failed", error=describe(error))
             return
         self._slots.clear()  # leased at the old rate
-        SENDER_RATE_IN_FORCE.set(rate)
+        self._in_force(rate)
         log.info("rate_limit.lowered", rate=round(rate, 1), retry_after=retry_after)
 
-    async def _lease(self) -> None:
-        """Lease slots and hand them to the waiters in order, while any wait."""
-        while self._waiters and not self._closed:
-            n = max(1, min(self._max_lease, len(self._waiters)))
-            try:
-                async with self._engine.connect() as connection:
-                    slots = await repository.lease_rate_slots(
-                        connection, self._name, self._limit, n, RECOVERY
-                    )
-            except FAULTS as error:
-                log.warning(
-                    "rate_limit.lease_failed",
-                    error=describe(error),
-                    retry_in=RETRY_LEASE_SECONDS,
-                )
-                await asyncio.sleep(RETRY_LEASE_SECONDS)
+    def _in_force(self, rate: float) -> None:
+        SENDER_RATE_IN_FORCE.set(rate)
+
+    async def _pace(self) -> None:
+        """Hand the leased slots to the waiters in order, each at its time."""
+        while not self._closed:
+            while self._waiters and self._waiters[0].done():
+                self._waiters.popleft()  # its request was cancelled
+            if not self._waiters:
+                return
+            now = time.monotonic()
+            self._lease_ahead(now)
+            if self._closed:
+                return
+            if not self._slots:
+                assert self._leasing is not None
+                await asyncio.shield(self._leasing)
                 continue
-            first = time.monotonic() + (slots.first - self._database_now()).total_seconds()
-            SENDER_RATE_IN_FORCE.set(1.0 / slots.interval)
-            for i in range(slots.n):
-                slot = first + i * slots.interval
-                while self._waiters and self._waiters[0].done():
-                    self._waiters.popleft()  # its request was cancelled
-                if self._waiters:
-                    self._waiters.popleft().set_result(slot)
-                else:
-                    self._slots.append(slot)
+            slot = self._slots[0]
+            if slot - now > HAND_EARLY_SECONDS:
+                await asyncio.sleep(slot - now - HAND_EARLY_SECONDS)
+                continue  # meanwhile a request may have come first, or every one gone
+            self._slots.popleft()
+            if now - slot <= GRACE_SECONDS:
+                self._waiters.popleft().set_result(slot)
+
+    def _lease_ahead(self, now: float) -> None:
+        """Start the next lease when the slots in hand are about to run out."""
+        if self._leasing is not None and not self._leasing.done():
+            return
+        wanted = len(self._waiters) - len(self._slots)
+        if wanted > 0 and (not self._slots or self._slots[-1] - now < LOOKAHEAD_SECONDS):
+            self._follow()
+            if self._closed:
+                return
+            most = self._fine_lease if now < self._fine_until else self._max_lease
+            self._leasing = asyncio.create_task(self._lease(min(most, wanted)))
+
+    def _follow(self) -> None:
+        """Before each lease: take up a change of the limit."""
+
+    async def _take(self, connection: AsyncConnection, n: int) -> repository.RateSlots:
+        return await repository.lease_rate_slots(connection, self._name, self._limit, n, RECOVERY)
+
+    async def _lease(self, n: int) -> None:
+        try:
+            async with self._engine.connect() as connection:
+                slots = await self._take(connection, n)
+        except FAULTS as error:
+            log.warning(
+                "rate_limit.lease_failed", error=describe(error), retry_in=RETRY_LEASE_SECONDS
+            )
+            await asyncio.sleep(RETRY_LEASE_SECONDS)
+            return
+        except Exception:
+            # A bug, not an outage; the waiters must not hang on it.
+            log.exception("rate_limit.lease_error", retry_in=RETRY_LEASE_SECONDS)
+            await asyncio.sleep(RETRY_LEASE_SECONDS)
+            return
+        first = time.monotonic() + (slots.first - self._database_now()).total_seconds()
+        self._in_force(1.0 / slots.interval)
+        self._slots.extend(first + i * slots.interval for i in range(slots.n))
+
+
+class MailingRateLimit(SharedRateLimit):
+    """A mailing's own ``max_rate``, shared by every sender through its own row.
+
+    Its rate is the mailing's current max_rate, read before each lease: the requests
+    waiting for it take up a change at once. The API's 429s lower the global limit,
+    which every request also takes, so they are not counted twice here."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        limit: float,
+        database_now: Callable[[], datetime],
+        *,
+        name: str,
+        current_rate: Callable[[], float | None] | None = None,
+    ) -> None:
+        super().__init__(engine, limit, database_now, name=name)
+        self._current_rate = current_rate
+
+    def _follow(self) -> None:
+        rate = self._current_rate() if self._current_rate is not None else self._limit
+        if rate is None:
+            self.close()  # the operator removed it: its waiters go on at once
+        elif rate != self._limit:
+            self.retune(rate)
+
+    async def start(self) -> None:
+        """Nothing to prepare: the row is made by its first lease."""
+
+    def _in_force(self, rate: float) -> None:
+        """The gauge is the global limit's."""
+
+    async def _take(self, connection: AsyncConnection, n: int) -> repository.RateSlots:
+        return await repository.lease_mailing_rate_slots(connection, self._name, self._limit, n)
+
+
+class MailingRateLimits:
+    """The own limits of the mailings this sender sends, made as first needed."""
+
+    # Idle limits beyond this many are dropped; one costs nothing but its memory.
+    KEEP = 256
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        database_now: Callable[[], datetime],
+        current: Callable[[int], MailingTerms | None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._database_now = database_now
+        # The watch's current terms: a limit follows its mailing's max_rate through them.
+        self._current = current
+        self._limits: dict[int, MailingRateLimit] = {}
+
+    def of(self, terms: MailingTerms) -> MailingRateLimit | None:
+        """The limit of this mailing under these terms, or None when it has none."""
+        limit = self._limits.get(terms.id)
+        if terms.max_rate is None:
+            if limit is not None:
+                # The operator removed it: whoever waits for it goes on at once.
+                del self._limits[terms.id]
+                limit.close()
+            return None
+        if limit is None or limit.closed:
+            if len(self._limits) >= self.KEEP:
+                self._forget_idle()
+            limit = MailingRateLimit(
+                self._engine,
+                terms.max_rate,
+                self._database_now,
+                name=f"mailing:{terms.id}",
+                current_rate=self._rate_of(terms.id, terms.max_rate),
+            )
+            self._limits[terms.id] = limit
+        elif limit.limit != terms.max_rate:
+            limit.retune(terms.max_rate)
+        return limit
+
+    def _rate_of(self, mailing_id: int, rate: float | None) -> Callable[[], float | None]:
+        def current_rate() -> float | None:
+            nonlocal rate
+            terms = self._current(mailing_id) if self._current is not None else None
+            if terms is not None:  # else unknown for now (the watch cannot read them)
+                rate = terms.max_rate
+            return rate
+
+        return current_rate
+
+    def close(self) -> None:
+        for limit in self._limits.values():
+            limit.close()
+        self._limits.clear()
+
+    def _forget_idle(self) -> None:
+        for mailing_id, limit in list(self._limits.items()):
+            if limit.idle:
+                del self._limits[mailing_id]

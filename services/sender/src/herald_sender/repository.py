@@ -14,7 +14,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _TERMS_COLUMNS = """g.id, g.revision, g.text, g.start_at, g.end_at, g.send_window_start,
-       g.send_window_end, g.cancelled_at, g.paused_at, g.filter_operator_codes, g.filter_tags"""
+       g.send_window_end, g.cancelled_at, g.paused_at, g.filter_operator_codes, g.filter_tags,
+       g.max_rate"""
 
 # Takes the rows that still carry the command's token, renewing their lease: a copy of
 # a command whose rows were dispatched again (or settled) takes nothing. The client's
@@ -66,6 +67,8 @@ class MailingTerms:
     paused_at: datetime | None
     filter_operator_codes: list[str] | None
     filter_tags: list[str] | None
+    # At most this many of the mailing's requests a second, across all senders.
+    max_rate: float | None
 
     def matches(self, operator_code: str | None, tag: str | None) -> bool:
         """Whether a client with these attributes is in the mailing's filter; a deleted
@@ -162,6 +165,19 @@ _LEASE_RATE_SLOTS = text(
     """
 )
 
+# A mailing's own max_rate: the row is made by its first lease, and its rate is always
+# the mailing's current max_rate (the API's 429s lower the global limit, not this one).
+_LEASE_MAILING_RATE_SLOTS = text(
+    """
+    INSERT INTO rate_limits AS r (name, tat, rate)
+    VALUES (:name, clock_timestamp() + make_interval(secs => :n / :limit), :limit)
+    ON CONFLICT (name) DO UPDATE
+    SET rate = :limit,
+        tat = greatest(r.tat, clock_timestamp()) + make_interval(secs => :n / :limit)
+    RETURNING r.tat, r.rate
+    """
+)
+
 # A 429: lower the rate in force (at most once a second, however many senders see it),
 # and push the next slot back by the answer's Retry-After.
 _THROTTLE = text(
@@ -198,6 +214,20 @@ async def lease_rate_slots(
         _LEASE_RATE_SLOTS, {"name": name, "limit": limit, "n": n, "recovery": recovery}
     )
     tat, rate = result.one()
+    return await _leased(connection, tat, rate, n)
+
+
+async def lease_mailing_rate_slots(
+    connection: AsyncConnection, name: str, limit: float, n: int
+) -> RateSlots:
+    result = await connection.execute(
+        _LEASE_MAILING_RATE_SLOTS, {"name": name, "limit": limit, "n": n}
+    )
+    tat, rate = result.one()
+    return await _leased(connection, tat, rate, n)
+
+
+async def _leased(connection: AsyncConnection, tat: datetime, rate: float, n: int) -> RateSlots:
     await connection.commit()
     interval = 1.0 / rate
     return RateSlots(first=tat - timedelta(seconds=n * interval), interval=interval, n=n)

@@ -12,7 +12,7 @@ from herald_common.domain import MessageStatus
 from tests.integration.api.admin.conftest import form
 from tests.integration.api.admin.factories import add_client, add_mailing, count, event_types
 from tests.integration.api.admin.markup import attribute_values, field_errors, inputs, links
-from tests.integration.api.factories import add_messages, outbox_rows
+from tests.integration.api.factories import add_messages, mailing_body, outbox_rows
 
 NEW = "/admin/mailings/new"
 
@@ -133,6 +133,62 @@ async def test_a_valid_form_creates_the_mailing_through_the_service(
     assert mailing.correlation_id == event.correlation_id == response.headers["x-correlation-id"]
     detail = await admin.get(response.headers["location"])
     assert "Spring sale" in detail.text
+
+
+async def test_the_max_rate_is_saved_shown_edited_and_removed_through_the_service(
+    admin: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    assert inputs((await admin.get(NEW)).text)["max_rate"] == [""]
+
+    response = await admin.post(NEW, data=mailing_form(max_rate=" 2.5 "))
+
+    assert response.status_code == 303
+    [event] = await outbox_rows(sessionmaker)
+    mailing_id = event.payload["mailing_id"]
+    assert (await _mailing(sessionmaker, mailing_id)).max_rate == 2.5
+    detail = (await admin.get(response.headers["location"])).text
+    assert "<td data-max-rate>2.5 messages/s</td>" in detail
+    edit = f"/admin/mailings/{mailing_id}/edit"
+    assert inputs((await admin.get(edit)).text)["max_rate"] == ["2.5"]
+
+    assert (await admin.post(edit, data=mailing_form(max_rate="40"))).status_code == 303
+    assert (await _mailing(sessionmaker, mailing_id)).max_rate == 40
+    assert inputs((await admin.get(edit)).text)["max_rate"] == ["40"]
+
+    # Left empty: no limit of its own.
+    assert (await admin.post(edit, data=mailing_form(max_rate=""))).status_code == 303
+    removed = await _mailing(sessionmaker, mailing_id)
+    assert (removed.max_rate, removed.revision) == (None, 3)
+    assert await event_types(sessionmaker) == ["mailing.created"] + ["mailing.updated"] * 2
+    detail = (await admin.get(f"/admin/mailings/{mailing_id}")).text
+    assert "<td data-max-rate>no limit of its own</td>" in detail
+
+
+async def test_a_bad_max_rate_shows_the_apis_message_beside_the_field(
+    admin: httpx.AsyncClient,
+    api: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    zero = await admin.post(NEW, data=mailing_form(max_rate="0"))
+    word = await admin.post(NEW, data=mailing_form(max_rate="fast"))
+
+    assert zero.status_code == word.status_code == 422
+    rest = await api.post("/api/v1/mailings", json=mailing_body(max_rate=0))
+    [error] = rest.json()["error"]["fields"]
+    assert error["field"] == "max_rate"
+    assert field_errors(zero.text) == {"max_rate": [error["message"]]}
+    assert field_errors(word.text) == {"max_rate": [error["message"]]}
+    assert 'id="max_rate" name="max_rate" value="fast"' in word.text
+    assert 'aria-describedby="max_rate-error"' in word.text
+    assert await count(sessionmaker, Mailing) == 0
+
+    # Nor does a bad rate change an existing mailing.
+    mailing = await add_mailing(sessionmaker, max_rate=3)
+    edit = await admin.post(f"/admin/mailings/{mailing.id}/edit", data=mailing_form(max_rate="-1"))
+    assert edit.status_code == 422
+    assert field_errors(edit.text) == {"max_rate": [error["message"]]}
+    unchanged = await _mailing(sessionmaker, mailing.id)
+    assert (unchanged.max_rate, unchanged.revision) == (3, 1)
 
 
 async def test_the_form_offers_the_codes_and_tags_clients_have(
@@ -334,4 +390,9 @@ async def test_the_audience_preview_follows_the_form_as_it_is_filled_in(
     assert unfinished.status_code == 200  # htmx swaps 2xx answers only
     assert "End: this field is required" in unfinished.text
     assert "Send window until: must be a 24-hour time HH:MM" in unfinished.text
+    # The rate does not change the audience: one not valid yet does not hide it.
+    rated = await admin.post(
+        "/admin/mailings/preview", data=mailing_form(tags=["vip"], max_rate="fast")
+    )
+    assert '<strong data-audience="matching">2</strong>' in rated.text
     assert await count(sessionmaker, Mailing) == 0

@@ -93,6 +93,8 @@ class Mailing(Base):
     # Client-local wall-clock window; both NULL means "any time of day".
     send_window_start: Mapped[time | None] = mapped_column(Time)
     send_window_end: Mapped[time | None] = mapped_column(Time)
+    # At most this many of its messages a second, across all senders; NULL: no own limit.
+    max_rate: Mapped[float | None] = mapped_column(Float)
     # Bumped by every change; the scheduler reconciles until it has caught up.
     revision: Mapped[int] = mapped_column(Integer, server_default=sql_text("1"))
     reconciled_revision: Mapped[int] = mapped_column(Integer, server_default=sql_text("0"))
@@ -113,6 +115,7 @@ class Mailing(Base):
             name="send_window_shape",
         ),
         CheckConstraint(f"char_length(text) BETWEEN 1 AND {MAILING_TEXT_MAX_LENGTH}", name="text"),
+        CheckConstraint("max_rate IS NULL OR max_rate BETWEEN 0.01 AND 100000", name="max_rate"),
         Index(
             "ix_mailings_unreconciled",
             "id",

@@ -6,6 +6,7 @@ messages. What only a form has is checked here: a local date-time read in the ch
 time zone becomes the aware instant the schema expects.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from herald_api.errors import FieldError, HeraldError, validation_fields
-from herald_api.validation import time_zone, time_zone_names
+from herald_api.validation import RATE_MESSAGE, time_zone, time_zone_names
 from herald_common.db.models import Client, Mailing
 
 FORM_ERROR = "_form"  # errors that belong to no one field, shown above the form
@@ -24,6 +25,9 @@ DEFAULT_TIMEZONE = "UTC"
 # A datetime-local input sends minutes (or seconds, with a step); only its value is read.
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 LOCAL_DATETIME_MESSAGE = "must be a date and time, e.g. 2030-03-01T09:00"
+# A decimal number as typed (no "nan", "inf" or "1_000", which float() would also read);
+# its range is the schema's to check, with the API's message.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 Model = TypeVar("Model", bound=BaseModel)
 FieldErrors = dict[str, list[str]]
@@ -78,6 +82,14 @@ def local_input(moment: datetime, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime(LOCAL_FORMATS[0])
 
 
+def rate_input(rate: float | None) -> str:
+    """A stored rate as the form shows it: 50 rather than 50.0, and otherwise the shortest
+    text that reads back as the same number, so that saving the form keeps it."""
+    if rate is None:
+        return ""
+    return str(int(rate)) if rate.is_integer() else repr(rate)
+
+
 def parse_local(value: str, zone: ZoneInfo) -> datetime | None:
     """A datetime-local value read as a wall-clock time in ``zone``; None if unreadable.
 
@@ -101,6 +113,7 @@ MAILING_LABELS = {
     "tags": "Tags",
     "window_start": "Send window from",
     "window_end": "Send window until",
+    "max_rate": "Max rate",
     FORM_ERROR: "The mailing",
 }
 MAILING_FIELDS = {
@@ -112,6 +125,7 @@ MAILING_FIELDS = {
     "send_window.start": "window_start",
     "send_window.end": "window_end",
     "send_window": "window_start",
+    "max_rate": "max_rate",
 }
 
 
@@ -127,6 +141,7 @@ class MailingForm:
     tags: list[str] = field(default_factory=list)
     window_start: str = ""
     window_end: str = ""
+    max_rate: str = ""
 
     @classmethod
     def of_form(cls, form: FormData) -> "MailingForm":
@@ -139,6 +154,7 @@ class MailingForm:
             tags=_texts(form, "tags"),
             window_start=_text(form, "window_start"),
             window_end=_text(form, "window_end"),
+            max_rate=_text(form, "max_rate"),
         )
 
     @classmethod
@@ -153,6 +169,7 @@ class MailingForm:
             tags=list(mailing.filter_tags or []),
             window_start=window_start.strftime("%H:%M") if window_start else "",
             window_end=window_end.strftime("%H:%M") if window_end else "",
+            max_rate=rate_input(mailing.max_rate),
         )
 
     def body(self) -> tuple[dict[str, Any], list[FieldError]]:
@@ -188,6 +205,14 @@ class MailingForm:
             body["send_window"] = {"start": self.window_start, "end": self.window_end}
         else:
             body["send_window"] = None
+        rate = self.max_rate.strip()
+        if not rate:
+            body["max_rate"] = None  # empty: no limit of its own
+        elif _DECIMAL.fullmatch(rate):
+            body["max_rate"] = float(rate)
+        else:
+            # Not a number at all: what the API answers for a string.
+            errors.append(FieldError(field="max_rate", message=RATE_MESSAGE))
         return body, errors
 
     def errors(self, found: Sequence[FieldError]) -> FieldErrors:

@@ -36,8 +36,8 @@ router = APIRouter(prefix=ADMIN_PATH, route_class=AdminRoute)
 
 PAGE_SIZE = 25
 MESSAGES_PAGE_SIZE = 50
-# The audience does not depend on the text; a blank or overlong one must not hide the
-# preview while the operator is still writing it.
+# The audience does not depend on the text or the rate; a blank or overlong text, or a
+# rate not valid yet, must not hide the preview while the operator is still writing it.
 PREVIEW_TEXT = "audience preview"
 Search = Annotated[str, Query(max_length=200)]
 
@@ -153,7 +153,9 @@ async def preview(page: PageDep, session: SessionDep, request: Request) -> Respo
     reasons instead when the terms are not valid yet."""
     form = MailingForm.of_form(await request.form())
     body, errors = form.body()
-    terms, schema_errors = validate(MailingCreate, {**body, "text": PREVIEW_TEXT})
+    body.update(text=PREVIEW_TEXT, max_rate=None)
+    errors = [error for error in errors if error.field != "max_rate"]
+    terms, schema_errors = validate(MailingCreate, body)
     errors = merge_errors(errors, schema_errors)
     if errors or terms is None:
         return page.render(

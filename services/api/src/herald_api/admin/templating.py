@@ -17,6 +17,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from herald_api.admin.forms import rate_input
 from herald_common.domain import MailingStatus, MessageStatus
 
 ADMIN_PATH = "/admin"
@@ -101,7 +102,7 @@ environment.globals.update(
     message_statuses=[status.value for status in MessageStatus],
     mailing_statuses=[status.value for status in MailingStatus],
 )
-environment.filters.update(utc=_utc, local=_local, iso=_iso)
+environment.filters.update(utc=_utc, local=_local, iso=_iso, rate=rate_input)
 
 
 def render(

@@ -15,6 +15,7 @@ from pydantic import (
 from herald_api.validation import (
     Clock,
     MailingText,
+    MessageRate,
     OffsetDateTime,
     Omittable,
     OperatorCode,
@@ -32,6 +33,7 @@ MAILING_EXAMPLE = {
     "end_at": "2030-03-02T18:00:00Z",
     "filter": {"operator_codes": ["999"], "tags": None},
     "send_window": {"start": "09:00", "end": "21:00"},
+    "max_rate": 50.0,
     "status": "scheduled",
     "paused_at": None,
     "cancelled_at": None,
@@ -84,6 +86,10 @@ _FILTER_DESCRIPTION = (
 )
 _WINDOW_DESCRIPTION = (
     "Client-local hours in which messages may be sent. Omitted or null: any time of day."
+)
+_RATE_DESCRIPTION = (
+    "At most this many of the mailing's messages a second, across all senders (messages/s)."
+    " Null: no limit of its own; HERALD_PROBE_RATE_LIMIT still applies."
 )
 
 
@@ -148,6 +154,7 @@ class MailingCreate(BaseModel):
     send_window: SendWindow | None = Field(
         default=None, description=_WINDOW_DESCRIPTION, examples=[{"start": "09:00", "end": "21:00"}]
     )
+    max_rate: MessageRate | None = Field(default=None, description=_RATE_DESCRIPTION, examples=[50])
 
     @field_validator("end_at")
     @classmethod
@@ -159,8 +166,9 @@ class MailingCreate(BaseModel):
 
 
 class MailingUpdate(BaseModel):
-    """Only the fields sent change; the merged mailing must still be valid. ``filter`` and
-    ``send_window`` may be null (removed); the others may be left out but not null."""
+    """Only the fields sent change; the merged mailing must still be valid. ``filter``,
+    ``send_window`` and ``max_rate`` may be null (removed); the others may be left out but
+    not null."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -182,6 +190,11 @@ class MailingUpdate(BaseModel):
         default=None,
         description=_WINDOW_DESCRIPTION + " null removes the window.",
         examples=[{"start": "22:00", "end": "06:00"}],
+    )
+    max_rate: MessageRate | None = Field(
+        default=None,
+        description=_RATE_DESCRIPTION + " Omitted: unchanged; null removes the limit.",
+        examples=[20],
     )
 
 
@@ -208,6 +221,13 @@ class MailingRead(BaseModel):
     send_window: SendWindow | None = Field(
         description="Client-local sending hours; null: any time.",
         examples=[{"start": "09:00", "end": "21:00"}],
+    )
+    max_rate: float | None = Field(
+        description=(
+            "At most this many of its messages a second, across all senders (messages/s);"
+            " null: no limit of its own (HERALD_PROBE_RATE_LIMIT still applies)."
+        ),
+        examples=[50.0],
     )
     status: MailingStatus = Field(
         description=(
@@ -245,6 +265,7 @@ class MailingRead(BaseModel):
                 operator_codes=mailing.filter_operator_codes, tags=mailing.filter_tags
             ),
             send_window=SendWindow.of(mailing.send_window_start, mailing.send_window_end),
+            max_rate=mailing.max_rate,
             status=status,
             paused_at=mailing.paused_at,
             cancelled_at=mailing.cancelled_at,

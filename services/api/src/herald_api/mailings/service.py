@@ -59,6 +59,7 @@ async def create(session: AsyncSession, new: MailingCreate) -> MailingWithStatus
             "end_at": new.end_at,
             **_filter_columns(new.filter),
             **_window_columns(new.send_window),
+            "max_rate": new.max_rate,
             "correlation_id": correlation.current(),
         },
     )
@@ -102,6 +103,8 @@ async def update(
         values.update(_filter_columns(changes.filter))
     if "send_window" in sent:
         values.update(_window_columns(changes.send_window))
+    if "max_rate" in sent:
+        values["max_rate"] = changes.max_rate
     mailing, status = await repository.change(session, mailing_id, values)
     await writer.record(
         session,
