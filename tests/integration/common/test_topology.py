@@ -112,6 +112,6 @@ async def test_rejected_command_lands_in_dead_letter_queue(
 
 
 def test_retry_tier_choice() -> None:
-    assert topology.retry_tier_for(1).name == "5s"
-    assert topology.retry_tier_for(45).name == "30s"
-    assert topology.retry_tier_for(3600).name == "10m"
+    assert topology.longest_tier_within(1).name == "5s"
+    assert topology.longest_tier_within(45).name == "30s"
+    assert topology.longest_tier_within(3600).name == "10m"

@@ -15,8 +15,7 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +23,7 @@ import structlog
 from prometheus_client import Counter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
-from herald_common.broker.topology import RetryTier, retry_tier_for
+from herald_common.broker.topology import RetryTier
 from herald_common.contracts import MessageRef, MessagesProgressed, SendMessages
 from herald_common.domain import FINAL_STATUSES, MessageStatus
 from herald_common.metrics import (
@@ -33,7 +32,8 @@ from herald_common.metrics import (
     SEND_ATTEMPTS,
     SENDER_INFLIGHT,
 )
-from herald_common.send_window import SendWindow, first_due_at, is_inside, zone
+from herald_common.send_window import zone
+from herald_sender import decisions
 from herald_sender.circuit import CircuitBreaker
 from herald_sender.classification import (
     ErrorClass,
@@ -43,7 +43,7 @@ from herald_sender.classification import (
     judge,
     judge_transport_error,
 )
-from herald_sender.deferral import tier_for_retry
+from herald_sender.decisions import BLOCKED, Decision, Defer, Finish, Reschedule, Retries
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
 from herald_sender.rate_limit import MailingRateLimits, SharedRateLimit
@@ -52,26 +52,7 @@ from herald_sender.request_timeout import RequestTimeout
 
 log = structlog.get_logger()
 
-# A request is not started this close to the mailing's end: it could not get an answer
-# in time, and it would reach the API at or after the end.
-END_GUARD = timedelta(milliseconds=50)
-
 _FINAL = frozenset(status.value for status in FINAL_STATUSES)
-_BLOCKED = {
-    reason: Judgement(Verdict.blocked, reason)
-    for reason in (
-        ErrorClass.end_reached,
-        ErrorClass.outside_window,
-        ErrorClass.before_start,
-        ErrorClass.mailing_cancelled,
-        ErrorClass.mailing_paused,
-        ErrorClass.client_unmatched,
-        ErrorClass.terms_unknown,
-        ErrorClass.command_returned,
-        ErrorClass.circuit_open,
-        ErrorClass.shutting_down,
-    )
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,17 +109,15 @@ class _Message:
     attempts: int
     terms: MailingTerms
     timezone: ZoneInfo
+    # Its log lines carry the message's, mailing's and client's ids, bound once.
+    log: Any
     # True once the command is handed out again (its channel closed): start nothing more.
     returned: Callable[[], bool] | None = None
     answered_at: datetime | None = None
 
     @property
     def deadline(self) -> datetime:
-        return self.terms.end_at - END_GUARD
-
-    @property
-    def window(self) -> SendWindow | None:
-        return _window(self.terms.send_window_start, self.terms.send_window_end)
+        return decisions.deadline_of(self.terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +163,9 @@ class Courier:
         self._mailing_rates = mailing_rates
         self._breaker = breaker
         self._policy = policy
+        self._retries = Retries(
+            max_attempts=policy.max_attempts, inprocess_attempts=policy.inprocess_attempts
+        )
         self._clock = clock or _utc_now
         self._sleep = sleep or self._pause
         # Held only around a request itself, never while waiting to retry.
@@ -260,7 +242,13 @@ class Courier:
             )
             return None
         return _Message(
-            state, mailing_id, command.token, attempts, terms=state.terms, timezone=timezone
+            state,
+            mailing_id,
+            command.token,
+            attempts,
+            terms=state.terms,
+            timezone=timezone,
+            log=log.bind(message_id=state.id, mailing_id=mailing_id, client_id=state.client_id),
         )
 
     async def _deliver_one(self, message: _Message, report: CommandReport) -> None:
@@ -295,11 +283,8 @@ class Courier:
 
         def before_sleep(retry_state: RetryCallState) -> None:
             pause = retry_state.upcoming_sleep
-            log.info(
+            message.log.info(
                 "message.retry_scheduled",
-                message_id=message.state.id,
-                mailing_id=message.mailing_id,
-                client_id=message.state.client_id,
                 attempt=message.attempts,
                 retry_in_ms=round(pause * 1000),
                 next_attempt_at=(self._clock() + timedelta(seconds=pause)).isoformat(),
@@ -336,26 +321,15 @@ class Courier:
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
         """Why the mailing's current terms let no request start now, or None."""
         if not self._refresh_terms(message):
-            return _BLOCKED[ErrorClass.terms_unknown]
-        terms = message.terms
-        # A deleted mailing, or a client out of its filter, is out for good; the scheduler
-        # cancels those rows.
-        if terms.cancelled_at is not None:
-            return _BLOCKED[ErrorClass.mailing_cancelled]
-        if not terms.matches(message.state.operator_code, message.state.tag):
-            return _BLOCKED[ErrorClass.client_unmatched]
-        if message.returned is not None and message.returned():
-            return _BLOCKED[ErrorClass.command_returned]
-        if now >= message.deadline:
-            return _BLOCKED[ErrorClass.end_reached]
-        # Only after the end: the end expires a paused mailing's messages, the pause never.
-        if terms.paused_at is not None:
-            return _BLOCKED[ErrorClass.mailing_paused]
-        if now < terms.start_at:
-            return _BLOCKED[ErrorClass.before_start]
-        if not is_inside(now, message.timezone, message.window):
-            return _BLOCKED[ErrorClass.outside_window]
-        return None
+            return BLOCKED[ErrorClass.terms_unknown]
+        return decisions.blocked_by_terms(
+            message.terms,
+            now,
+            timezone=message.timezone,
+            operator_code=message.state.operator_code,
+            tag=message.state.tag,
+            returned=message.returned,
+        )
 
     def _refresh_terms(self, message: _Message) -> bool:
         """Take the mailing's current terms from the watch; False when it has none."""
@@ -374,9 +348,9 @@ class Courier:
         if blocked is not None:
             return blocked
         if self._stopping.is_set():
-            return _BLOCKED[ErrorClass.shutting_down]
+            return BLOCKED[ErrorClass.shutting_down]
         if self._breaker.is_open or (self._breaker.is_half_open and not probe):
-            return _BLOCKED[ErrorClass.circuit_open]
+            return BLOCKED[ErrorClass.circuit_open]
         return None
 
     async def _take_slots(self, message: _Message) -> _RateSlots:
@@ -444,12 +418,7 @@ class Courier:
         if judgement.verdict is Verdict.unauthorized:
             # The token is bad, not the message: the attempt is not counted against it.
             PROBE_UNAUTHORIZED.inc()
-            log.error(
-                "probe.unauthorized",
-                message_id=state.id,
-                mailing_id=message.mailing_id,
-                client_id=state.client_id,
-            )
+            message.log.error("probe.unauthorized")
             self._breaker.trip()
         else:
             message.attempts += 1
@@ -477,11 +446,8 @@ class Courier:
     ) -> None:
         # Every request and its answer, successes included, so that a search by message,
         # mailing or client id finds them all: one structlog call, nothing else per attempt.
-        log.info(
+        message.log.info(
             "message.attempt",
-            message_id=message.state.id,
-            mailing_id=message.mailing_id,
-            client_id=message.state.client_id,
             phone=mask_phone(message.state.phone),
             attempt=message.attempts,
             status=status,
@@ -493,229 +459,85 @@ class Courier:
         )
 
     def _conclude(self, message: _Message, judgement: Judgement, report: CommandReport) -> None:
-        verdict, reason = judgement.verdict, judgement.error_class
-        if reason in (ErrorClass.mailing_cancelled, ErrorClass.client_unmatched):
-            return  # no outcome: the scheduler has cancelled (or will cancel) the row
-        if reason is ErrorClass.command_returned:
-            return  # no outcome: the command comes back, and whoever takes it sends it
-        if verdict is Verdict.sent:
-            self._finish(message, report, MessageStatus.sent, at=message.answered_at)
-        elif verdict is Verdict.permanent:
-            self._finish(message, report, MessageStatus.failed, reason, judgement.error)
-        elif reason is ErrorClass.end_reached:
-            self._finish(message, report, MessageStatus.expired, reason, "the mailing has ended")
-        elif reason in (ErrorClass.outside_window, ErrorClass.before_start):
-            self._defer_to_window(message, report, reason)
-        elif reason is ErrorClass.mailing_paused:
-            self._hand_back_paused(message, report)
-        elif verdict is Verdict.transient:
-            self._defer_after_failure(message, judgement, report)
-        else:
-            # Unauthorized, circuit open, shutting down: no fault of the message, so the
-            # delay does not count as an attempt; it comes back when the circuit may be
-            # closed again.
-            tier = retry_tier_for(self._breaker.cooldown)
-            self._defer(message, report, tier, reason, judgement.error)
-
-    def _defer_to_window(
-        self, message: _Message, report: CommandReport, reason: ErrorClass
-    ) -> None:
-        """Hand the message back to the dispatcher, due when it may next be sent.
-
-        A wait is not an attempt, and it costs nothing while it lasts: the row waits as
-        ``scheduled`` with that due time, not in a delay queue.
-        """
         now = self._clock()
-        opening = first_due_at(
-            max(now, message.terms.start_at), message.deadline, message.timezone, message.window
-        )
-        if opening is None:
-            self._finish(
-                message,
-                report,
-                MessageStatus.expired,
-                reason,
-                "no send window opens before the mailing ends",
-            )
-            return
-        error = (
-            "before the mailing's start"
-            if reason is ErrorClass.before_start
-            else "outside the client's send window"
-        )
-        self._reschedule(message, report, reason, error, opening)
-
-    def _hand_back_paused(self, message: _Message, report: CommandReport) -> None:
-        """Give a paused mailing's message back to the ledger as ``scheduled``, attempts
-        kept; the dispatcher claims it once the mailing is resumed.
-
-        Due when it could next be sent under the current terms, or at once if never:
-        never expired here, the pause must expire nothing (the resume's reconcile, or the
-        sender after it, judges the window again).
-        """
-        now = self._clock()
-        due_at = (
-            first_due_at(
-                max(now, message.terms.start_at),
-                message.deadline,
-                message.timezone,
-                message.window,
-            )
-            or now
-        )
-        self._reschedule(
-            message, report, ErrorClass.mailing_paused, "the mailing is paused", due_at
-        )
-
-    def _reschedule(
-        self,
-        message: _Message,
-        report: CommandReport,
-        reason: ErrorClass,
-        error: str,
-        due_at: datetime,
-    ) -> None:
-        """A ``scheduled`` outcome, due at ``due_at``: the row waits in the ledger."""
-        report.outcomes.append(
-            _outcome(
-                message.state.id,
-                message.mailing_id,
-                MessageStatus.scheduled,
-                message.attempts,
-                self._clock(),
-                reason,
-                error,
-                due_at,
-                token=message.token,
-            )
-        )
-        log.info(
-            "message.rescheduled",
-            message_id=message.state.id,
-            mailing_id=message.mailing_id,
-            client_id=message.state.client_id,
-            error_class=reason,
-            due_at=due_at.isoformat(),
-        )
-
-    def _defer_after_failure(
-        self, message: _Message, judgement: Judgement, report: CommandReport
-    ) -> None:
-        now = self._clock()
-        if now >= message.deadline:
-            # Still failing (or still in flight) when the mailing ended: abandoned.
-            self._finish(
-                message,
-                report,
-                MessageStatus.expired,
-                ErrorClass.end_reached,
-                f"the mailing ended before a successful attempt; last: {judgement.error}",
-            )
-            return
-        if message.attempts >= self._policy.max_attempts:
-            self._finish(
-                message,
-                report,
-                MessageStatus.failed,
-                judgement.error_class,
-                f"retries exhausted after {message.attempts} attempts; last: {judgement.error}",
-            )
-            return
-        tier = tier_for_retry(
+        decision = decisions.conclude(
+            judgement,
+            message.terms,
+            now,
+            timezone=message.timezone,
             attempts=message.attempts,
-            inprocess_attempts=self._policy.inprocess_attempts,
-            retry_after=judgement.retry_after,
-            now=now,
-            end_at=message.deadline,
+            retries=self._retries,
+            cooldown=self._breaker.cooldown,
+            answered_at=message.answered_at,
         )
-        if tier is None:
-            self._finish(
-                message,
-                report,
-                MessageStatus.expired,
-                ErrorClass.end_reached,
-                f"no retry fits before the mailing ends; last: {judgement.error}",
-            )
-            return
-        self._defer(message, report, tier, judgement.error_class, judgement.error)
+        if decision is not None:
+            self._record(message, decision, now, report)
 
-    def _defer(
-        self,
-        message: _Message,
-        report: CommandReport,
-        tier: RetryTier,
-        reason: ErrorClass | None,
-        error: str | None,
+    def _record(
+        self, message: _Message, decision: Decision, now: datetime, report: CommandReport
     ) -> None:
-        now = self._clock()
-        next_attempt_at = now + timedelta(seconds=tier.seconds)
-        if next_attempt_at >= message.deadline:
-            self._finish(
-                message,
-                report,
-                MessageStatus.expired,
-                ErrorClass.end_reached,
-                f"the mailing ends before the next attempt; last: {error}",
+        """The decision as the message's outcome in the command's status event, and a log."""
+        attempts = message.attempts
+        if isinstance(decision, Finish):
+            status, reason, error = decision.status, decision.reason, decision.error
+            report.outcomes.append(
+                _outcome(
+                    message.state.id,
+                    message.mailing_id,
+                    status,
+                    attempts,
+                    decision.at or now,
+                    reason,
+                    error,
+                    token=message.token,
+                )
             )
-            return
-        report.deferred.setdefault(tier, []).append(
-            MessageRef(id=message.state.id, attempts=message.attempts)
-        )
-        report.outcomes.append(
-            _outcome(
-                message.state.id,
-                message.mailing_id,
-                MessageStatus.retrying,
-                message.attempts,
-                now,
-                reason,
-                error,
-                next_attempt_at,
-                token=message.token,
+            if status is not MessageStatus.sent:
+                message.log.info(
+                    f"message.{status.value}", error_class=reason, error=error, attempt=attempts
+                )
+        elif isinstance(decision, Reschedule):
+            report.outcomes.append(
+                _outcome(
+                    message.state.id,
+                    message.mailing_id,
+                    MessageStatus.scheduled,
+                    attempts,
+                    now,
+                    decision.reason,
+                    decision.error,
+                    decision.due_at,
+                    token=message.token,
+                )
             )
-        )
-        log.info(
-            "message.deferred",
-            message_id=message.state.id,
-            mailing_id=message.mailing_id,
-            client_id=message.state.client_id,
-            error_class=reason,
-            attempt=message.attempts,
-            tier=tier.name,
-            next_attempt_at=next_attempt_at.isoformat(),
-        )
-
-    def _finish(
-        self,
-        message: _Message,
-        report: CommandReport,
-        status: MessageStatus,
-        reason: ErrorClass | None = None,
-        error: str | None = None,
-        *,
-        at: datetime | None = None,
-    ) -> None:
-        report.outcomes.append(
-            _outcome(
-                message.state.id,
-                message.mailing_id,
-                status,
-                message.attempts,
-                at or self._clock(),
-                reason,
-                error,
-                token=message.token,
+            message.log.info(
+                "message.rescheduled",
+                error_class=decision.reason,
+                due_at=decision.due_at.isoformat(),
             )
-        )
-        if status is not MessageStatus.sent:
-            log.info(
-                f"message.{status.value}",
-                message_id=message.state.id,
-                mailing_id=message.mailing_id,
-                client_id=message.state.client_id,
-                error_class=reason,
-                error=error,
-                attempt=message.attempts,
+        elif isinstance(decision, Defer):
+            report.deferred.setdefault(decision.tier, []).append(
+                MessageRef(id=message.state.id, attempts=attempts)
+            )
+            report.outcomes.append(
+                _outcome(
+                    message.state.id,
+                    message.mailing_id,
+                    MessageStatus.retrying,
+                    attempts,
+                    now,
+                    decision.reason,
+                    decision.error,
+                    decision.next_attempt_at,
+                    token=message.token,
+                )
+            )
+            message.log.info(
+                "message.deferred",
+                error_class=decision.reason,
+                attempt=attempts,
+                tier=decision.tier.name,
+                next_attempt_at=decision.next_attempt_at.isoformat(),
             )
 
     async def _pause(self, seconds: float) -> None:
@@ -758,13 +580,6 @@ def _last_answer(retry_state: RetryCallState) -> Judgement:
     assert retry_state.outcome is not None  # tenacity calls this only after an attempt
     judgement: Judgement = retry_state.outcome.result()
     return judgement
-
-
-@lru_cache(maxsize=256)
-def _window(start: time | None, end: time | None) -> SendWindow | None:
-    if start is None or end is None:
-        return None
-    return SendWindow(start, end)
 
 
 def mask_phone(phone: str) -> str:

@@ -169,7 +169,7 @@ async def declare_topology(channel: AbstractChannel, queue_type: QueueType) -> T
     )
 
 
-def retry_tier_for(delay_seconds: float) -> RetryTier:
+def longest_tier_within(delay_seconds: float) -> RetryTier:
     """The longest tier that does not overshoot the delay (the shortest if none fits)."""
     fitting = [tier for tier in RETRY_TIERS if tier.seconds <= delay_seconds]
     return fitting[-1] if fitting else RETRY_TIERS[0]
