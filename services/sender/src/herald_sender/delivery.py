@@ -43,7 +43,7 @@ from herald_sender.classification import (
     judge,
     judge_transport_error,
 )
-from herald_sender.decisions import BLOCKED, Decision, Defer, Finish, Reschedule, Retries
+from herald_sender.decisions import BLOCKED, Decision, Finish, Reschedule, Retries
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
 from herald_sender.rate_limit import MailingRateLimits, SharedRateLimit
@@ -478,67 +478,46 @@ class Courier:
     ) -> None:
         """The decision as the message's outcome in the command's status event, and a log."""
         attempts = message.attempts
+        next_at: datetime | None = None
         if isinstance(decision, Finish):
-            status, reason, error = decision.status, decision.reason, decision.error
-            report.outcomes.append(
-                _outcome(
-                    message.state.id,
-                    message.mailing_id,
-                    status,
-                    attempts,
-                    decision.at or now,
-                    reason,
-                    error,
-                    token=message.token,
-                )
-            )
+            status, at = decision.status, decision.at or now
             if status is not MessageStatus.sent:
                 message.log.info(
-                    f"message.{status.value}", error_class=reason, error=error, attempt=attempts
+                    f"message.{status.value}",
+                    error_class=decision.reason,
+                    error=decision.error,
+                    attempt=attempts,
                 )
         elif isinstance(decision, Reschedule):
-            report.outcomes.append(
-                _outcome(
-                    message.state.id,
-                    message.mailing_id,
-                    MessageStatus.scheduled,
-                    attempts,
-                    now,
-                    decision.reason,
-                    decision.error,
-                    decision.due_at,
-                    token=message.token,
-                )
-            )
+            status, at, next_at = MessageStatus.scheduled, now, decision.due_at
             message.log.info(
-                "message.rescheduled",
-                error_class=decision.reason,
-                due_at=decision.due_at.isoformat(),
+                "message.rescheduled", error_class=decision.reason, due_at=next_at.isoformat()
             )
-        elif isinstance(decision, Defer):
+        else:
+            status, at, next_at = MessageStatus.retrying, now, decision.next_attempt_at
             report.deferred.setdefault(decision.tier, []).append(
                 MessageRef(id=message.state.id, attempts=attempts)
-            )
-            report.outcomes.append(
-                _outcome(
-                    message.state.id,
-                    message.mailing_id,
-                    MessageStatus.retrying,
-                    attempts,
-                    now,
-                    decision.reason,
-                    decision.error,
-                    decision.next_attempt_at,
-                    token=message.token,
-                )
             )
             message.log.info(
                 "message.deferred",
                 error_class=decision.reason,
                 attempt=attempts,
                 tier=decision.tier.name,
-                next_attempt_at=decision.next_attempt_at.isoformat(),
+                next_attempt_at=next_at.isoformat(),
             )
+        report.outcomes.append(
+            _outcome(
+                message.state.id,
+                message.mailing_id,
+                status,
+                attempts,
+                at,
+                decision.reason,
+                decision.error,
+                next_at,
+                token=message.token,
+            )
+        )
 
     async def _pause(self, seconds: float) -> None:
         """Wait before an in-process retry; a shutdown cuts the wait short."""
