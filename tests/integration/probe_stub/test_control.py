@@ -93,6 +93,7 @@ async def test_get_config_shows_the_current_config(stub: RunningStub) -> None:
         "token": "dev-probe-token",
         "latency_ms": 0.0,
         "jitter_ms": 0.0,
+        "load_latency_ms": 0.0,
         "error_rate": 0.0,
         "malformed_rate": 0.0,
         "hang_rate": 0.0,

@@ -42,6 +42,7 @@ STUB_DEFAULTS: dict[str, Any] = {
     "token": STUB_TOKEN,
     "latency_ms": 0,
     "jitter_ms": 0,
+    "load_latency_ms": 0,
     "error_rate": 0,
     "malformed_rate": 0,
     "hang_rate": 0,

@@ -109,6 +109,13 @@ def test_latency_stays_within_its_jitter_and_never_goes_negative() -> None:
     assert _injector(latency_ms=250).latency() == 0.25
 
 
+def test_latency_grows_with_the_requests_in_flight() -> None:
+    injector = _injector(latency_ms=20, load_latency_ms=2)
+
+    assert injector.latency(0) == 0.02
+    assert injector.latency(100) == 0.22
+
+
 def test_errors_and_malformed_bodies_come_from_their_lists() -> None:
     injector = _injector()
 

@@ -77,6 +77,11 @@ SENDER_REQUEST_TIMEOUT = Gauge(
     "Timeout of the next request to the external API, learned from its answer times.",
     multiprocess_mode="livemax",
 )
+SENDER_CONCURRENCY_LIMIT = Gauge(
+    "herald_sender_concurrency_limit",
+    "Requests this sender lets be in flight, adapted to the external API's latency.",
+    multiprocess_mode="livesum",
+)
 SENDER_INFLIGHT = Gauge(
     "herald_sender_inflight_requests",
     "Requests in flight in this sender.",

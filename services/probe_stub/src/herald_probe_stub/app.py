@@ -184,6 +184,7 @@ class ProbeStub:
         self._injector = FaultInjector(config, self._random, self.started_at)
         self._authorization = _authorization(config)
         self._received = ReceivedRequests()
+        self._in_flight = 0
         self._record_file = record_file
         self._control: dict[str, Handler] = {
             "/healthz": self._healthz,
@@ -229,13 +230,14 @@ class ProbeStub:
             request.msg_id, request.phone, request.text, received_at, outcome, status
         )
         delivered = False
+        self._in_flight += 1
         try:
             if outcome is Outcome.HANG:
                 # The client is expected to give up first; stop waiting when it does.
                 if await _client_left_within(receive, self.config.hang_seconds):
                     return
             elif outcome not in _IMMEDIATE:
-                delay = self._injector.latency()
+                delay = self._injector.latency(self._in_flight - 1)
                 if delay > 0:
                     await asyncio.sleep(delay)
             if response is None:
@@ -245,6 +247,7 @@ class ProbeStub:
                 await _respond(send, response)
                 delivered = True
         finally:
+            self._in_flight -= 1
             received.answer(index, time.time(), delivered=delivered)
             if self._record_file is not None:
                 self._record_file.append(

@@ -87,6 +87,7 @@ def token(field: str, value: object) -> str | None:
 _NUMBER_FIELDS: Final = {
     "latency_ms": non_negative,
     "jitter_ms": non_negative,
+    "load_latency_ms": non_negative,
     "error_rate": probability,
     "malformed_rate": probability,
     "hang_rate": probability,
@@ -103,6 +104,8 @@ class StubConfig:
     token: str | None = DEFAULT_TOKEN
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
+    # Each request in flight adds this to an answer's latency: an API that slows with load.
+    load_latency_ms: float = 0.0
     error_rate: float = 0.0
     malformed_rate: float = 0.0
     hang_rate: float = 0.0
@@ -137,6 +140,7 @@ class StubConfig:
             "token": self.token,
             "latency_ms": self.latency_ms,
             "jitter_ms": self.jitter_ms,
+            "load_latency_ms": self.load_latency_ms,
             "error_rate": self.error_rate,
             "malformed_rate": self.malformed_rate,
             "hang_rate": self.hang_rate,

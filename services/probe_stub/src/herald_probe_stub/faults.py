@@ -87,13 +87,15 @@ class FaultInjector:
             return Fault.MALFORMED
         return None
 
-    def latency(self) -> float:
-        """Seconds to wait before an answer: latency_ms plus or minus up to jitter_ms."""
+    def latency(self, in_flight: int = 0) -> float:
+        """Seconds to wait before an answer: latency_ms plus or minus up to jitter_ms, plus
+        load_latency_ms for each other request in flight."""
         config = self._config
+        base = config.latency_ms + config.load_latency_ms * in_flight
         if not config.jitter_ms:
-            return config.latency_ms / 1000.0
+            return base / 1000.0
         jitter = self._random.uniform(-config.jitter_ms, config.jitter_ms)
-        return max(0.0, config.latency_ms + jitter) / 1000.0
+        return max(0.0, base + jitter) / 1000.0
 
     def error_status(self) -> int:
         return self._random.choice(ERROR_STATUSES)

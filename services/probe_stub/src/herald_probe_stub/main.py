@@ -108,6 +108,12 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env("jitter_ms", "0"),
         help="latency varies by up to this, uniformly",
     )
+    parser.add_argument(
+        "--load-latency-ms",
+        type=_checked(non_negative, "load_latency_ms"),
+        default=env("load_latency_ms", "0"),
+        help="each other request in flight adds this to an answer's latency (slows with load)",
+    )
     for name, meaning in rates.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -181,6 +187,7 @@ def config_from(options: argparse.Namespace, started_at: float) -> StubConfig:
         token=options.token or None,
         latency_ms=options.latency_ms,
         jitter_ms=options.jitter_ms,
+        load_latency_ms=options.load_latency_ms,
         error_rate=options.error_rate,
         malformed_rate=options.malformed_rate,
         hang_rate=options.hang_rate,

@@ -43,6 +43,7 @@ from herald_sender.classification import (
     judge,
     judge_transport_error,
 )
+from herald_sender.concurrency import ConcurrencyLimit
 from herald_sender.decisions import BLOCKED, Decision, Finish, Reschedule, Retries
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
@@ -58,6 +59,8 @@ _FINAL = frozenset(status.value for status in FINAL_STATUSES)
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
     concurrency: int = 200
+    # The adaptive concurrency limit's floor: see herald_sender.concurrency.
+    min_concurrency: int = 8
     # The adaptive request timeout's bounds: see herald_sender.request_timeout.
     request_timeout: float = 10.0
     min_request_timeout: float = 2.0
@@ -169,7 +172,9 @@ class Courier:
         self._clock = clock or _utc_now
         self._sleep = sleep or self._pause
         # Held only around a request itself, never while waiting to retry.
-        self._limit = asyncio.Semaphore(policy.concurrency)
+        self.concurrency = ConcurrencyLimit(
+            floor=policy.min_concurrency, ceiling=policy.concurrency
+        )
         # While the circuit is half-open, requests go one at a time: each is a probe.
         self._trial = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -373,7 +378,7 @@ class Courier:
                 return blocked
             # The rate's slots first: a request waiting for the rate holds no worker.
             slots = await self._take_slots(message)
-            async with self._limit:
+            async with self.concurrency:
                 if slots.late():
                     slots.give_back()
                     continue  # it waited too long for a worker: new slots, not a burst
@@ -402,9 +407,11 @@ class Courier:
                             judgement = dataclasses.replace(judgement, circuit_failure=False)
                         else:
                             self.timeout.observe(timeout)
+                            self.concurrency.timed_out(timeout)
                 else:
                     latency = response.latency
                     self.timeout.observe(latency)
+                    self.concurrency.observe(latency)
                     judgement = judge(response)
                     status, body = response.status, response.body
                 finally:

@@ -6,7 +6,7 @@ import signal
 
 import structlog
 import uvloop
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from herald_common.broker.connection import connect
@@ -37,6 +37,13 @@ class SenderSettings(HeraldSettings, ProbeSettings):
     sender_prefetch: int = Field(default=32, ge=1, description="Commands taken at a time.")
     sender_concurrency: int = Field(
         default=200, ge=1, description="Requests in flight to the external API at most."
+    )
+    sender_min_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Requests in flight at the least while the API's latency rises: between"
+        " this (or HERALD_SENDER_CONCURRENCY if lower) and HERALD_SENDER_CONCURRENCY the"
+        " limit follows its latency (equal: fixed).",
     )
     sender_transport: Transport = Field(
         default=Transport.reqwest,
@@ -86,6 +93,19 @@ class SenderSettings(HeraldSettings, ProbeSettings):
         default=9102, ge=0, le=65535, description="Port of /metrics (0: off)."
     )
 
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> "SenderSettings":
+        # The default floor gives way to a lower ceiling; a floor set above it is an error.
+        if (
+            "sender_min_concurrency" in self.model_fields_set
+            and self.sender_min_concurrency > self.sender_concurrency
+        ):
+            raise ValueError(
+                "HERALD_SENDER_MIN_CONCURRENCY must not exceed HERALD_SENDER_CONCURRENCY"
+                f" ({self.sender_min_concurrency} > {self.sender_concurrency})"
+            )
+        return self
+
 
 async def run(
     settings: SenderSettings, stop: asyncio.Event, *, client: ProbeClient | None = None
@@ -128,6 +148,7 @@ async def run(
                 breaker,
                 DeliveryPolicy(
                     concurrency=settings.sender_concurrency,
+                    min_concurrency=settings.sender_min_concurrency,
                     request_timeout=settings.sender_request_timeout,
                     min_request_timeout=settings.sender_min_request_timeout,
                     inprocess_attempts=settings.sender_inprocess_attempts,
