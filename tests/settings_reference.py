@@ -18,7 +18,7 @@ from herald_common.settings import HeraldSettings, ProbeSettings
 from herald_probe_stub.main import build_parser
 from herald_reporter.settings import ReporterSettings
 from herald_scheduler.settings import ScheduleSettings
-from herald_sender.main import SenderSettings
+from herald_sender.settings import SenderSettings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"

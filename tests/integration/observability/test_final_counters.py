@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald_common.contracts import MessageOutcome
 from herald_common.domain import FINAL_STATUSES, MessageStatus
-from herald_scheduler.ledger_writer import LedgerWriter, StatusDelivery
+from herald_scheduler.outcomes import OutcomeWriter, StatusDelivery
 from herald_scheduler.reconciler import Reconciler
 from herald_scheduler.sweeper import Sweeper
 from tests.integration.scheduler.factories import (
@@ -107,7 +107,7 @@ async def test_a_late_sent_over_expired_counts_the_message_once(
     )
     delivery = StatusDelivery(cast(AbstractIncomingMessage, AckedDelivery()), [late])
 
-    await LedgerWriter(sessionmaker, batch_size=10, batch_wait=0.01).apply([delivery])
+    await OutcomeWriter(sessionmaker, batch_size=10, batch_wait=0.01).apply([delivery])
 
     assert [row.status for row in await messages_of(clean_db, mailing_id)] == ["sent"]
     moved = {status: every_final()[status] - before[status] for status in FINAL_STATUSES}

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from herald_common.db.models import MailingCounters
 from herald_common.domain import MessageStatus
-from herald_scheduler import ledger_gauge
+from herald_scheduler import status_counts
 from herald_sender.repository import take_messages
 from tests.integration.sender.factories import create_mailing, create_messages
 
@@ -15,7 +15,7 @@ def gauge(status: MessageStatus) -> float | None:
     return REGISTRY.get_sample_value("herald_messages", {"status": status.value})
 
 
-async def test_the_ledger_gauge_sums_every_mailings_counters(
+async def test_the_status_counts_sums_every_mailings_counters(
     clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     first = await create_mailing(clean_db)
@@ -28,7 +28,7 @@ async def test_the_ledger_gauge_sums_every_mailings_counters(
             insert(MailingCounters).values(mailing_id=second, sent=7, cancelled=3)
         )
 
-    counts = await ledger_gauge.refresh(sessionmaker)
+    counts = await status_counts.refresh(sessionmaker)
 
     expected = {MessageStatus.sent: 12, MessageStatus.failed: 1, MessageStatus.scheduled: 2}
     expected |= {MessageStatus.cancelled: 3}
@@ -37,10 +37,10 @@ async def test_the_ledger_gauge_sums_every_mailings_counters(
         assert gauge(status) == expected.get(status, 0), status
 
 
-async def test_the_ledger_gauge_reads_zero_on_an_empty_ledger(
+async def test_the_status_counts_reads_zero_on_an_empty_ledger(
     clean_db: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    await ledger_gauge.refresh(sessionmaker)
+    await status_counts.refresh(sessionmaker)
 
     assert all(gauge(status) == 0 for status in MessageStatus)
 

@@ -35,7 +35,8 @@ from herald_common.broker.topology import (
 )
 from herald_common.contracts import MessagesProgressed, SendMessages
 from herald_common.settings import HeraldSettings, QueueType
-from herald_sender.main import SenderSettings, run
+from herald_sender.main import run
+from herald_sender.settings import SenderSettings
 
 STUB_TOKEN = "dev-probe-token"
 STUB_DEFAULTS: dict[str, Any] = {

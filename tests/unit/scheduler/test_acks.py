@@ -6,7 +6,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from herald_scheduler.ledger_writer import LedgerWriter, StatusDelivery
+from herald_scheduler.outcomes import OutcomeWriter, StatusDelivery
 
 
 class Message:
@@ -26,7 +26,7 @@ async def test_a_stale_delivery_at_the_head_does_not_leave_the_live_ones_unacked
     messages = [Message(stale=True), Message(), Message()]
     batch = [StatusDelivery(cast(AbstractIncomingMessage, m), []) for m in messages]
     # No outcomes: nothing reaches the database, so no session is ever made.
-    writer = LedgerWriter(
+    writer = OutcomeWriter(
         cast(async_sessionmaker[AsyncSession], None), batch_size=10, batch_wait=0.01
     )
 

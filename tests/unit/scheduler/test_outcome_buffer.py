@@ -7,7 +7,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from herald_common.contracts import MessageOutcome
 from herald_common.domain import MessageStatus
-from herald_scheduler.ledger_writer import OutcomeBuffer, StatusDelivery
+from herald_scheduler.outcomes import OutcomeBuffer, StatusDelivery
 
 
 def delivery(size: int) -> StatusDelivery:

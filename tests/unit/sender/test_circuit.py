@@ -127,11 +127,11 @@ def test_results_while_open_change_nothing() -> None:
     assert breaker.cooldown == 5.0
 
 
-def test_half_open_probe_success_closes_and_resets_cooldown() -> None:
+def test_half_open_trial_success_closes_and_resets_cooldown() -> None:
     breaker = make(window=1)
     breaker.record_failure()
     breaker.half_open()
-    breaker.record_failure()  # the probe fails: cool-down doubles
+    breaker.record_failure()  # the trial fails: cool-down doubles
     assert breaker.is_open
     assert breaker.cooldown == 10.0
     breaker.half_open()
@@ -164,7 +164,7 @@ def test_cooldown_doubles_up_to_its_maximum() -> None:
     assert cooldowns == [10.0, 20.0, 30.0, 30.0, 30.0]
 
 
-def test_unauthorized_probe_reopens_with_backoff() -> None:
+def test_unauthorized_trial_reopens_with_backoff() -> None:
     breaker = make(window=1)
     breaker.trip()
     breaker.half_open()

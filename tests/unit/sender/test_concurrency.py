@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from herald_sender import concurrency
 from herald_sender.concurrency import ConcurrencyLimit
-from herald_sender.main import SenderSettings
+from herald_sender.settings import SenderSettings
 
 TIMEOUT = 2.0
 

@@ -235,9 +235,9 @@ async def test_an_outage_opens_the_circuit_and_holds_back_the_rest() -> None:
     assert by_class == {ErrorClass.server_error: [1, 1, 1], ErrorClass.circuit_open: [0, 0, 0]}
 
 
-async def test_half_open_sends_one_probe_at_a_time() -> None:
+async def test_half_open_sends_one_trial_at_a_time() -> None:
     circuit = breaker(opens_after=1)
-    # Every probe fails: the circuit stays half-open, then opens again.
+    # Every trial fails: the circuit stays half-open, then opens again.
     probe = FakeProbe(FakeClock(), script=[SERVER_ERROR], pause=0.005)
     starts: list[tuple[CircuitState, int]] = []
     probe.before_answer = lambda _: starts.append((circuit.state, probe.in_flight))
@@ -257,7 +257,7 @@ async def test_half_open_sends_one_probe_at_a_time() -> None:
     ]
 
 
-async def test_a_successful_probe_closes_the_circuit_for_the_rest() -> None:
+async def test_a_successful_trial_closes_the_circuit_for_the_rest() -> None:
     circuit = breaker(opens_after=1)
     circuit.trip()
     circuit.half_open()

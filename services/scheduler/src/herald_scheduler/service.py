@@ -20,11 +20,11 @@ from herald_common.broker.topology import (
 )
 from herald_common.db.engine import create_engine, create_sessionmaker
 from herald_common.faults import FAULTS, describe
-from herald_scheduler import events, ledger_gauge, ledger_writer
+from herald_scheduler import events, outcomes, status_counts
 from herald_scheduler.client_catch_up import ClientJournalReconciler, run_client_catch_up
 from herald_scheduler.dispatcher import Dispatcher
 from herald_scheduler.events import DomainEventConsumer
-from herald_scheduler.ledger_writer import LedgerWriter
+from herald_scheduler.outcomes import OutcomeWriter
 from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.reconciler import run_catch_up
 from herald_scheduler.settings import ScheduleSettings
@@ -98,7 +98,7 @@ async def _open_channels(
     await events_channel.set_qos(prefetch_count=events.PREFETCH)
     await declare_topology(events_channel, settings.queue_type)
     status_channel = await connection.channel()
-    await status_channel.set_qos(prefetch_count=ledger_writer.PREFETCH)
+    await status_channel.set_qos(prefetch_count=outcomes.PREFETCH)
     await declare_topology(status_channel, settings.queue_type)
     # Unroutable commands must fail the dispatch instead of vanishing.
     send_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -146,7 +146,7 @@ async def _run_loops(
         lease_seconds=settings.dispatch_lease,
         max_queued=settings.dispatch_max_queued,
     )
-    writer = LedgerWriter(
+    writer = OutcomeWriter(
         sessionmaker,
         batch_size=settings.ledger_batch_size,
         batch_wait=settings.ledger_batch_wait,
@@ -161,5 +161,5 @@ async def _run_loops(
         group.create_task(sweeper.run(stopping, settings.sweep_interval))
         group.create_task(run_catch_up(reconciler, stopping, settings.reconcile_interval))
         group.create_task(run_client_catch_up(reconciler, stopping, settings.reconcile_interval))
-        group.create_task(ledger_gauge.run(sessionmaker, stopping))
+        group.create_task(status_counts.run(sessionmaker, stopping))
     log.info("scheduler.stopped")

@@ -1,8 +1,8 @@
-"""The circuit breaker: stop calling the external API while it is down, probe it, resume.
+"""The circuit breaker: stop calling the external API while it is down, try it, resume.
 
 closed ──(failure rate over the last requests reaches its limit, or a 401)──▶ open
-open ──(cool-down)──▶ half-open ──(the probe succeeds)──▶ closed
-half-open ──(the probe fails)──▶ open, with the cool-down doubled up to its maximum.
+open ──(cool-down)──▶ half-open ──(the trial succeeds)──▶ closed
+half-open ──(the trial fails)──▶ open, with the cool-down doubled up to its maximum.
 
 It opens on a failure *rate* over a sliding window of answers, not on consecutive
 failures: requests that hang all time out together, so an API that drops 2 % of requests
@@ -97,7 +97,7 @@ class CircuitBreaker:
             # Answers of requests started before the circuit opened say nothing new.
             return
         if self.state is CircuitState.half_open:
-            self._open(reason="probe_failed")
+            self._open(reason="trial_failed")
             return
         self._record(failed=True)
         if self.calls >= self.min_calls and self.failures >= self.failure_rate * self.calls:
@@ -117,19 +117,19 @@ class CircuitBreaker:
     def trip(self) -> None:
         """Open at once: every request would fail the same way (the token was rejected)."""
         if self.state is CircuitState.half_open:
-            self._open(reason="probe_unauthorized")
+            self._open(reason="trial_unauthorized")
         elif self.state is CircuitState.closed:
             self._open(reason="unauthorized")
 
     def half_open(self) -> None:
-        """The cool-down has passed: let one probe request through."""
+        """The cool-down has passed: let one trial request through."""
         if self.state is CircuitState.open:
             self._enter(CircuitState.half_open)
             log.info("circuit.half_open")
 
     def _open(self, *, reason: str) -> None:
         if self.state is CircuitState.half_open:
-            # Still failing after a cool-down: wait longer before the next probe.
+            # Still failing after a cool-down: wait longer before the next trial.
             self.cooldown = min(self.cooldown * 2, self.max_cooldown)
         log.warning(
             "circuit.opened",
@@ -138,7 +138,7 @@ class CircuitBreaker:
             calls=self.calls,
             cooldown_seconds=self.cooldown,
         )
-        # After the cool-down, the probe decides; then the window starts afresh.
+        # After the cool-down, the trial decides; then the window starts afresh.
         self._forget()
         self._enter(CircuitState.open)
 

@@ -1,19 +1,8 @@
 """Judging the external API's answers: sent, worth retrying, rejected for good, or bad token.
 
-| answer                                      | verdict      | error_class        | circuit |
-|---------------------------------------------|--------------|--------------------|---------|
-| 200, JSON object, integer ``code`` == 0     | sent         |                    | success |
-| 200, JSON object, integer ``code`` != 0     | transient    | api_code           | success |
-| 200, not JSON / not an object / no int code | transient    | malformed_body     | success |
-| other 1xx/2xx/3xx                           | transient    | unexpected_status  | success |
-| 429 (Retry-After honoured)                  | transient    | rate_limited       | failure |
-| 5xx                                         | transient    | server_error       | failure |
-| timeout                                     | transient    | timeout            | failure |
-| connection refused/reset, truncated answer  | transient    | connection         | failure |
-| 401                                         | unauthorized | unauthorized       | trips   |
-| 400 and any other 4xx                       | permanent    | client_error       | success |
-
-"circuit" says what the answer tells the circuit breaker: a failure is a sign the API is
+The rule is stated once, in the README's table (Delivery): answer, result, error class
+and what it tells the circuit breaker; tests/unit/sender/test_classification_table.py
+checks every row against :func:`judge`. For the breaker, a failure is a sign the API is
 down or refusing service; any other answer shows it is up.
 """
 

@@ -175,7 +175,7 @@ class Courier:
         self.concurrency = ConcurrencyLimit(
             floor=policy.min_concurrency, ceiling=policy.concurrency
         )
-        # While the circuit is half-open, requests go one at a time: each is a probe.
+        # While the circuit is half-open, requests go one at a time: each is a trial.
         self._trial = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._backoff = wait_exponential_jitter(
@@ -320,8 +320,8 @@ class Courier:
         if self._breaker.is_half_open:
             async with self._trial:
                 if self._breaker.is_half_open:
-                    return await self._request(message, probe=True)
-        return await self._request(message, probe=False)
+                    return await self._request(message, trial=True)
+        return await self._request(message, trial=False)
 
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
         """Why the mailing's current terms let no request start now, or None."""
@@ -347,14 +347,14 @@ class Courier:
             message.terms = current
         return True
 
-    def _blocked(self, message: _Message, now: datetime, *, probe: bool) -> Judgement | None:
+    def _blocked(self, message: _Message, now: datetime, *, trial: bool) -> Judgement | None:
         """Why no request may start for this message now, or None when one may."""
         blocked = self._out_of_time(message, now)
         if blocked is not None:
             return blocked
         if self._stopping.is_set():
             return BLOCKED[ErrorClass.shutting_down]
-        if self._breaker.is_open or (self._breaker.is_half_open and not probe):
+        if self._breaker.is_open or (self._breaker.is_half_open and not trial):
             return BLOCKED[ErrorClass.circuit_open]
         return None
 
@@ -369,11 +369,11 @@ class Courier:
             held.append((self._rate, await self._rate.acquire(first=own is not None)))
         return _RateSlots(held)
 
-    async def _request(self, message: _Message, *, probe: bool) -> Judgement:
+    async def _request(self, message: _Message, *, trial: bool) -> Judgement:
         state = message.state
         while True:
             # Not worth a slot of the rate: a paused mailing's messages would take them.
-            blocked = self._blocked(message, self._clock(), probe=probe)
+            blocked = self._blocked(message, self._clock(), trial=trial)
             if blocked is not None:
                 return blocked
             # The rate's slots first: a request waiting for the rate holds no worker.
@@ -384,7 +384,7 @@ class Courier:
                     continue  # it waited too long for a worker: new slots, not a burst
                 # Checked again here, right before the request: waiting for a slot takes time.
                 now = self._clock()
-                blocked = self._blocked(message, now, probe=probe)
+                blocked = self._blocked(message, now, trial=trial)
                 if blocked is not None:
                     slots.give_back()  # to the next request, rather than lost
                     return blocked

@@ -130,8 +130,7 @@ class SharedRateLimit:
         try:
             while not self._closed:
                 # Each waiter is woken once, by the slot meant for it: a sender holds up
-                # to 3,200 messages, and waking them all on every lease tripled its CPU
-                # per message at a binding limit (make bench).
+                # to 3,200 messages, too many to wake on every lease.
                 waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
                 if first:
                     self._waiters.appendleft(waiter)

@@ -43,7 +43,7 @@ class RequestTimeout:
         """An answer came after ``seconds``, or a request timed out after ``seconds``."""
         self._samples.append(seconds)
         self._since_update += 1
-        # Re-sorted every `every` answers, not per answer: ~1 µs per answer amortised.
+        # Re-sorted every `every` answers, not per answer (README, Performance).
         if self._since_update >= self._every:
             self._since_update = 0
             ordered = sorted(self._samples)

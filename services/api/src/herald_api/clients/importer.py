@@ -274,8 +274,9 @@ class ClientImport:
             for error in validation_fields(exc.errors(include_url=False, include_input=False)):
                 tally.reject(number, error.field, error.message)
             return
-        operator_code = client.operator_code or client.phone[1:4]
-        self._pending.append((number, client.phone, operator_code, client.tag, client.timezone))
+        self._pending.append(
+            (number, client.phone, client.resolved_operator_code, client.tag, client.timezone)
+        )
 
     async def _load(self, staged: list[StagedRow], *, last: bool = False) -> None:
         """Write rows in one transaction with their outbox events (and, for the last

@@ -38,7 +38,13 @@ class ClientCreate(BaseModel):
 
     @property
     def resolved_operator_code(self) -> str:
-        return self.operator_code or self.phone[1:4]
+        return self.operator_code or default_operator_code(self.phone)
+
+
+def default_operator_code(phone: str) -> str:
+    """A client's operator code when none is given: the phone's digits 2 to 4 (after the
+    country's 7, the operator's DEF code)."""
+    return phone[1:4]
 
 
 class ClientUpdate(BaseModel):

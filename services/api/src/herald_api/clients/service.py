@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald_api.clients import repository
-from herald_api.clients.schemas import ClientCreate, ClientUpdate
+from herald_api.clients.schemas import ClientCreate, ClientUpdate, default_operator_code
 from herald_api.errors import Conflict, FieldError, NotFound
 from herald_api.outbox import writer
 from herald_common.contracts import EventType
@@ -39,7 +39,7 @@ async def create(session: AsyncSession, new: ClientCreate) -> Client:
         client = await repository.add(
             session,
             phone=new.phone,
-            operator_code=new.operator_code or new.phone[1:4],
+            operator_code=new.resolved_operator_code,
             tag=new.tag,
             timezone=new.timezone,
         )
@@ -63,7 +63,7 @@ async def update(session: AsyncSession, client_id: int, changes: ClientUpdate) -
     if not values:
         return await get(session, client_id)
     if "phone" in values and "operator_code" not in values:
-        values["operator_code"] = values["phone"][1:4]
+        values["operator_code"] = default_operator_code(values["phone"])
     try:
         client = await repository.change(session, client_id, values)
     except IntegrityError as exc:

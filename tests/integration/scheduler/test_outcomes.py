@@ -14,7 +14,7 @@ from herald_common.broker.connection import publish, to_message
 from herald_common.broker.topology import DEAD_LETTER_QUEUE, STATUS_EVENTS_QUEUE, STATUS_ROUTING_KEY
 from herald_common.contracts import MessageOutcome, MessagesProgressed
 from herald_common.domain import MessageStatus as S
-from herald_scheduler.ledger_writer import LedgerWriter
+from herald_scheduler.outcomes import OutcomeWriter
 from herald_scheduler.reconciler import Reconciler
 from herald_scheduler.repository import ledger
 from herald_scheduler.sweeper import Sweeper
@@ -181,7 +181,7 @@ async def running_writer(
     channel = await broker.connection.channel()
     await channel.set_qos(prefetch_count=2000)
     queue = await channel.get_queue(STATUS_EVENTS_QUEUE)
-    writer = LedgerWriter(sessionmaker, batch_size=1000, batch_wait=0.05)
+    writer = OutcomeWriter(sessionmaker, batch_size=1000, batch_wait=0.05)
     stopping = asyncio.Event()
     task = asyncio.create_task(writer.run(queue, stopping))
     yield stopping

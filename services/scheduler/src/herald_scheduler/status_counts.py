@@ -42,8 +42,8 @@ async def run(
             backoff.reset()
         except FAULTS as error:
             pause = max(interval, backoff.next_delay())
-            log.warning("ledger_gauge.failed", error=describe(error), retry_in=round(pause, 2))
+            log.warning("status_counts.failed", error=describe(error), retry_in=round(pause, 2))
         except Exception:
             pause = max(interval, backoff.next_delay())
-            log.exception("ledger_gauge.error", retry_in=round(pause, 2))
+            log.exception("status_counts.error", retry_in=round(pause, 2))
         await wait_any(stopping, within=pause)

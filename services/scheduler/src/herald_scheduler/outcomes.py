@@ -91,7 +91,7 @@ class OutcomeBuffer:
         return batch
 
 
-class LedgerWriter:
+class OutcomeWriter:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
