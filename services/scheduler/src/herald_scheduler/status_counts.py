@@ -9,11 +9,11 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from herald_common.db.counters import messages_by_status
 from herald_common.domain import MessageStatus
 from herald_common.faults import FAULTS, describe
 from herald_common.metrics import LEDGER_MESSAGES
 from herald_scheduler.pacing import Backoff, wait_any
-from herald_scheduler.repository import totals
 
 INTERVAL = 5.0
 
@@ -22,7 +22,7 @@ log = structlog.get_logger()
 
 async def refresh(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[MessageStatus, int]:
     async with sessionmaker.begin() as session:
-        counts = await totals.messages_by_status(session)
+        counts = await messages_by_status(session)
     for status, count in counts.items():
         LEDGER_MESSAGES.labels(status=status.value).set(count)
     return counts

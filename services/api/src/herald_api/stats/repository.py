@@ -40,14 +40,6 @@ async def mailing_counts_page(session: AsyncSession, *, after_id: int, limit: in
     return list(await session.execute(statement))
 
 
-async def totals(session: AsyncSession) -> Any:
-    """One row with the sum of each status over every mailing, deleted ones included."""
-    statement = select(
-        *(func.coalesce(func.sum(column), 0).label(column.key) for column in _COUNT_COLUMNS)
-    )
-    return (await session.execute(statement)).one()
-
-
 async def mailing_counters(session: AsyncSession, mailing_id: int) -> Any | None:
     """(status, attempts, first/last sent, <each status>) of one mailing; None if unknown."""
     statement = (

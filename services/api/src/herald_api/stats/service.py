@@ -20,6 +20,7 @@ from herald_api.stats.schemas import (
     StatusCounts,
     StatusTotals,
 )
+from herald_common.db.counters import messages_by_status
 from herald_common.domain import UNSENT_STATUSES, MailingStatus, MessageStatus
 
 MAX_CHART_HOURS = 24
@@ -36,7 +37,8 @@ def not_found(mailing_id: int) -> NotFound:
 
 async def totals(session: AsyncSession) -> StatusTotals:
     """Message counts by status over every mailing."""
-    counts = _counts(await repository.totals(session))
+    by_status = await messages_by_status(session)
+    counts = StatusCounts(**{status.value: n for status, n in by_status.items()})
     return StatusTotals(**counts.model_dump(), total=counts.message_count())
 
 
