@@ -9,8 +9,9 @@ from herald_common.send_window import SendWindow, first_due_at, zone
 from herald_sender.circuit import CircuitState
 from herald_sender.classification import ErrorClass
 from herald_sender.decisions import END_GUARD
-from herald_sender.delivery import Courier, DeliveryPolicy, mask_phone
+from herald_sender.delivery import Courier, DeliveryPolicy
 from herald_sender.probe_client import ProbeResponse, ProbeTimeout
+from herald_sender.report import mask_phone
 from tests.unit.sender.fakes import (
     START,
     Call,

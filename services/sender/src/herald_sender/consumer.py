@@ -41,9 +41,10 @@ from herald_common.metrics import (
 from herald_common.settings import QueueType
 from herald_sender.circuit import CircuitBreaker, CircuitState
 from herald_sender.classification import excerpt
-from herald_sender.delivery import CommandReport, Courier
+from herald_sender.delivery import Courier
 from herald_sender.leases import LeaseKeeper
 from herald_sender.mailing_watch import MailingWatch
+from herald_sender.report import CommandReport
 from herald_sender.repository import MessageState, take_messages
 from herald_sender.unconfirmed import UnconfirmedOutcomes
 

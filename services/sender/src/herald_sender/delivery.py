@@ -1,4 +1,6 @@
-"""Delivering one send command's messages: end and window checks, the request, retries.
+"""Delivering one send command's messages: the checks before each request, the request
+(its rate slots, concurrency, breaker, metrics and log), and in-process retries; what
+becomes of each message is herald_sender.decisions'.
 
 Every message ends the command in one outcome: ``sent``, ``failed``, ``expired``,
 ``retrying`` with a delay queue to come back through, or ``scheduled`` again with a due
@@ -14,7 +16,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,8 +25,7 @@ import structlog
 from prometheus_client import Counter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
-from herald_common.broker.topology import RetryTier
-from herald_common.contracts import MessageRef, MessagesProgressed, SendMessages
+from herald_common.contracts import MessageRef, SendMessages
 from herald_common.domain import FINAL_STATUSES, MessageStatus
 from herald_common.metrics import (
     PROBE_LATENCY,
@@ -48,6 +49,7 @@ from herald_sender.decisions import BLOCKED, Decision, Finish, Reschedule, Retri
 from herald_sender.mailing_watch import MailingWatch
 from herald_sender.probe_client import ProbeClient, ProbeTimeout, ProbeTransportError
 from herald_sender.rate_limit import MailingRateLimits, SharedRateLimit
+from herald_sender.report import CommandReport, mask_phone, outcome
 from herald_sender.repository import MailingTerms, MessageState
 from herald_sender.request_timeout import RequestTimeout
 
@@ -68,37 +70,6 @@ class DeliveryPolicy:
     max_attempts: int = 12
     backoff_initial: float = 0.2
     backoff_max: float = 2.0
-
-
-@dataclass(slots=True)
-class CommandReport:
-    """What became of a command's messages: one outcome each, and the ones to defer."""
-
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
-    deferred: dict[RetryTier, list[MessageRef]] = field(default_factory=dict)
-
-    def status_event(self, correlation_id: str | None) -> MessagesProgressed | None:
-        if not self.outcomes:
-            return None
-        return MessagesProgressed.model_validate(
-            {"outcomes": self.outcomes, "correlation_id": correlation_id}
-        )
-
-    def deferred_commands(
-        self, mailing_id: int, correlation_id: str | None, token: uuid.UUID | None
-    ) -> list[tuple[RetryTier, SendMessages]]:
-        return [
-            (
-                tier,
-                SendMessages(
-                    mailing_id=mailing_id,
-                    messages=refs,
-                    correlation_id=correlation_id,
-                    token=token,
-                ),
-            )
-            for tier, refs in self.deferred.items()
-        ]
 
 
 @dataclass(slots=True)
@@ -227,7 +198,7 @@ class Courier:
             # The API validates zones; a bad one must not make the whole command a poison.
             error = f"unknown time zone {state.timezone!r}"
             report.outcomes.append(
-                _outcome(
+                outcome(
                     state.id,
                     mailing_id,
                     MessageStatus.failed,
@@ -513,7 +484,7 @@ class Courier:
                 next_attempt_at=next_at.isoformat(),
             )
         report.outcomes.append(
-            _outcome(
+            outcome(
                 message.state.id,
                 message.mailing_id,
                 status,
@@ -532,32 +503,6 @@ class Courier:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
 
-def _outcome(
-    message_id: int,
-    mailing_id: int,
-    status: MessageStatus,
-    attempts: int,
-    at: datetime,
-    error_class: ErrorClass | None = None,
-    error: str | None = None,
-    next_attempt_at: datetime | None = None,
-    *,
-    token: uuid.UUID | None,
-) -> dict[str, Any]:
-    """A ``MessageOutcome`` as a plain dict; the command's event validates them all at once."""
-    return {
-        "message_id": message_id,
-        "mailing_id": mailing_id,
-        "status": status,
-        "attempts": attempts,
-        "at": at,
-        "error_class": error_class,
-        "error": error,
-        "next_attempt_at": next_attempt_at,
-        "token": token,
-    }
-
-
 def _is_transient(judgement: Judgement) -> bool:
     return judgement.verdict is Verdict.transient
 
@@ -566,10 +511,3 @@ def _last_answer(retry_state: RetryCallState) -> Judgement:
     assert retry_state.outcome is not None  # tenacity calls this only after an attempt
     judgement: Judgement = retry_state.outcome.result()
     return judgement
-
-
-def mask_phone(phone: str) -> str:
-    """Enough of a phone number to tell messages apart in logs, not to call anyone."""
-    if len(phone) < 6:
-        return "*" * len(phone)
-    return f"{phone[:4]}{'*' * (len(phone) - 6)}{phone[-2:]}"
