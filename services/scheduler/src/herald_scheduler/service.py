@@ -1,7 +1,9 @@
-"""The scheduler process: one engine, one robust broker connection, six loops in one TaskGroup.
+"""The scheduler process: one engine, one robust broker connection, seven loops in one
+TaskGroup.
 
-Loops: domain events -> reconcile; dispatcher; ledger writer; expiry sweeper; catch-up
-reconcile; the ledger gauge (message counts by status, for the metrics). Setting
+Loops: domain events -> reconcile; dispatcher; outcome writer (status events); expiry
+sweeper; catch-up reconcile of mailings; catch-up of clients (their journal); the status
+counts (message counts by status, for the metrics). Setting
 ``stopping`` makes each finish its current batch and return.
 """
 

@@ -1,7 +1,9 @@
 """SQLAlchemy models of herald's schema; the migrations in ``migrations/`` create it.
 
-The API owns clients, mailings, the outbox and API keys; the scheduler owns the
-message ledger and the per-mailing counters; the reporter owns the report claims.
+Who owns which table, and the few writes across owners, are in docs/architecture.md
+(Table ownership): the api owns clients, mailings, the outbox, API keys, idempotency
+keys and the client journal; the scheduler the message ledger and the per-mailing
+counters; the sender the rate limits; the reporter the report claims and its origin.
 """
 
 import uuid

@@ -4,8 +4,8 @@ Runs as a background task of the api. The request path wakes it right after a
 commit that wrote outbox rows; a sweep every ``interval`` seconds catches anything
 left over (broker down, another replica crashed mid-batch). Rows are claimed with
 ``FOR UPDATE SKIP LOCKED``, so several api replicas never publish the same row at
-once; a crash between publish and commit republishes, and consumers dedupe on the
-event id.
+once; a crash between publish and commit republishes, which is harmless: an event
+only says what changed, and its consumer reads the current state.
 """
 
 import asyncio
