@@ -14,9 +14,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald_common.db.engine import create_sessionmaker
-from herald_common.faults import FAULTS, describe
 from herald_common.metrics import CLIENTS_CAUGHT_UP
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import run_periodically
 from herald_scheduler.reconciler import ClientsReconciled, Reconciler
 from herald_scheduler.repository import client_changes
 
@@ -82,17 +81,15 @@ async def run_client_catch_up(
 
     A full chunk means more are due: the next one follows at once.
     """
-    backoff = Backoff()
-    while not stopping.is_set():
-        pause = interval
-        try:
-            if await reconciler.catch_up_clients(grace=grace, limit=chunk) == chunk:
-                pause = 0.0
-            backoff.reset()
-        except FAULTS as error:
-            pause = max(interval, backoff.next_delay())
-            log.warning("clients.catch_up_failed", error=describe(error), retry_in=round(pause, 2))
-        except Exception:
-            pause = max(interval, backoff.next_delay())
-            log.exception("clients.catch_up_error", retry_in=round(pause, 2))
-        await wait_any(stopping, within=pause)
+
+    async def step() -> float | None:
+        full = await reconciler.catch_up_clients(grace=grace, limit=chunk) == chunk
+        return 0.0 if full else None
+
+    await run_periodically(
+        step,
+        stopping,
+        interval,
+        failed="clients.catch_up_failed",
+        error="clients.catch_up_error",
+    )

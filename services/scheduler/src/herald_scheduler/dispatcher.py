@@ -23,8 +23,8 @@ from herald_common.broker.topology import SEND_ROUTING_KEY
 from herald_common.contracts import SendMessages
 from herald_common.faults import FAULTS, describe
 from herald_common.metrics import DUE_UNQUEUED
+from herald_common.runtime import Backoff, wait_any
 from herald_scheduler.commands import commands_for
-from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger
 
 PUBLISH_TIMEOUT = 10.0

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from herald_common.broker.connection import CORRELATION_HEADER
 from herald_common.contracts import ClientsChanged, MailingChanged, domain_event_adapter
 from herald_common.faults import FAULTS, describe
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import Backoff, wait_any
 from herald_scheduler.reconciler import Reconciler
 
 PREFETCH = 32

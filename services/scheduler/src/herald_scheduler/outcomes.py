@@ -24,7 +24,7 @@ from herald_common.metrics import (
     MESSAGES_FINAL,
     MESSAGES_SENT_LATE,
 )
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import Backoff, wait_any
 from herald_scheduler.repository import ledger
 from herald_scheduler.transitions import latest_outcomes
 

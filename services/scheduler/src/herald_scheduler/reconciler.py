@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from herald_common.db.engine import create_sessionmaker
 from herald_common.domain import MessageStatus
-from herald_common.faults import FAULTS, describe
 from herald_common.metrics import MESSAGES_FINAL
+from herald_common.runtime import run_periodically
 from herald_common.send_window import first_due_at, zone
-from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.repository import ledger, mailings
 from herald_scheduler.repository.ledger import MAILING_ENDED, Moves, Rescheduled, ZoneDue
 from herald_scheduler.repository.mailings import (
@@ -355,16 +354,10 @@ class Reconciler:
 
 async def run_catch_up(reconciler: Reconciler, stopping: asyncio.Event, interval: float) -> None:
     """Every ``interval``, reconcile the mailings whose revision is ahead of the ledger."""
-    backoff = Backoff()
-    while not stopping.is_set():
-        pause = interval
-        try:
-            await reconciler.reconcile_pending()
-            backoff.reset()
-        except FAULTS as error:
-            pause = max(interval, backoff.next_delay())
-            log.warning("reconcile.failed", error=describe(error), retry_in=round(pause, 2))
-        except Exception:
-            pause = max(interval, backoff.next_delay())
-            log.exception("reconcile.error", retry_in=round(pause, 2))
-        await wait_any(stopping, within=pause)
+
+    async def step() -> None:
+        await reconciler.reconcile_pending()
+
+    await run_periodically(
+        step, stopping, interval, failed="reconcile.failed", error="reconcile.error"
+    )

@@ -22,12 +22,12 @@ from herald_common.broker.topology import (
 )
 from herald_common.db.engine import create_engine, create_sessionmaker
 from herald_common.faults import FAULTS, describe
+from herald_common.runtime import Backoff, wait_any
 from herald_scheduler import events, outcomes, status_counts
 from herald_scheduler.client_catch_up import ClientJournalReconciler, run_client_catch_up
 from herald_scheduler.dispatcher import Dispatcher
 from herald_scheduler.events import DomainEventConsumer
 from herald_scheduler.outcomes import OutcomeWriter
-from herald_scheduler.pacing import Backoff, wait_any
 from herald_scheduler.reconciler import run_catch_up
 from herald_scheduler.settings import ScheduleSettings
 from herald_scheduler.sweeper import Sweeper

@@ -11,9 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.db.counters import messages_by_status
 from herald_common.domain import MessageStatus
-from herald_common.faults import FAULTS, describe
 from herald_common.metrics import LEDGER_MESSAGES
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import run_periodically
 
 INTERVAL = 5.0
 
@@ -34,16 +33,10 @@ async def run(
     interval: float = INTERVAL,
 ) -> None:
     """Refresh until ``stopping``; an outage keeps the last values and backs off."""
-    backoff = Backoff()
-    while not stopping.is_set():
-        pause = interval
-        try:
-            await refresh(sessionmaker)
-            backoff.reset()
-        except FAULTS as error:
-            pause = max(interval, backoff.next_delay())
-            log.warning("status_counts.failed", error=describe(error), retry_in=round(pause, 2))
-        except Exception:
-            pause = max(interval, backoff.next_delay())
-            log.exception("status_counts.error", retry_in=round(pause, 2))
-        await wait_any(stopping, within=pause)
+
+    async def step() -> None:
+        await refresh(sessionmaker)
+
+    await run_periodically(
+        step, stopping, interval, failed="status_counts.failed", error="status_counts.error"
+    )

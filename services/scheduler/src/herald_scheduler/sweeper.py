@@ -15,9 +15,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald_common.domain import MessageStatus
-from herald_common.faults import FAULTS, describe
 from herald_common.metrics import LEASES_EXPIRED, MESSAGES_FINAL
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import run_periodically
 from herald_scheduler.repository import ledger
 
 SWEEP_BATCH = 10_000
@@ -71,17 +70,8 @@ class Sweeper:
         return total
 
     async def run(self, stopping: asyncio.Event, interval: float) -> None:
-        backoff = Backoff()
-        while not stopping.is_set():
-            pause = interval
-            try:
-                await self.sweep_once()
-                await self.release_leases_once()
-                backoff.reset()
-            except FAULTS as error:
-                pause = max(interval, backoff.next_delay())
-                log.warning("sweep.failed", error=describe(error), retry_in=round(pause, 2))
-            except Exception:
-                pause = max(interval, backoff.next_delay())
-                log.exception("sweep.error", retry_in=round(pause, 2))
-            await wait_any(stopping, within=pause)
+        async def step() -> None:
+            await self.sweep_once()
+            await self.release_leases_once()
+
+        await run_periodically(step, stopping, interval, failed="sweep.failed", error="sweep.error")

@@ -10,7 +10,7 @@ only says what changed, and its consumer reads the current state.
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -24,6 +24,7 @@ from herald_common.broker.topology import declare_topology
 from herald_common.contracts import domain_event_adapter
 from herald_common.db.models import OutboxEvent
 from herald_common.metrics import OUTBOX_BACKLOG
+from herald_common.runtime import Backoff, wait_any
 from herald_common.settings import QueueType
 
 log = structlog.get_logger()
@@ -83,6 +84,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until stopped; broker or database failures back off and retry."""
         failures = 0
+        backoff = Backoff(initial=self._interval, cap=MAX_BACKOFF_SECONDS)
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -96,25 +98,25 @@ class OutboxRelay:
                     # Anything else, including a CancelledError leaking from a dropped
                     # channel, is one more failure to back off from: the relay never dies.
                     failures += 1
-                    await self._back_off(exc, failures)
+                    await self._back_off(exc, failures, backoff.next_delay())
                     continue
                 if failures:
                     log.info("outbox.relay_recovered", after_failures=failures)
                     failures = 0
-                await _first_of((self._stop, self._wake), self._interval)
+                    backoff.reset()
+                await wait_any(self._stop, self._wake, within=self._interval)
         finally:
             await self._close()
 
-    async def _back_off(self, exc: BaseException, failures: int) -> None:
-        backoff = min(MAX_BACKOFF_SECONDS, self._interval * 2 ** min(failures, 8))
+    async def _back_off(self, exc: BaseException, failures: int, delay: float) -> None:
         log.warning(
             "outbox.relay_failed",
             error=f"{type(exc).__name__}: {exc}",
             failures=failures,
-            retry_in_s=backoff,
+            retry_in_s=round(delay, 2),
         )
         # Requests keep waking the relay while the broker is down; only stop cuts this short.
-        await _first_of((self._stop,), backoff)
+        await wait_any(self._stop, within=delay)
 
     async def publish_pending(self) -> int:
         """Publish every unpublished row, batch after batch; how many were published."""
@@ -210,13 +212,3 @@ def _cancelling() -> bool:
     """Whether this task itself is being cancelled (as opposed to a child's cancellation)."""
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
-
-
-async def _first_of(events: Sequence[asyncio.Event], seconds: float) -> None:
-    """Wait until one of the events is set, or ``seconds`` pass."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

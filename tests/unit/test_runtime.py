@@ -2,7 +2,7 @@
 
 import asyncio
 
-from herald_scheduler.pacing import Backoff, wait_any
+from herald_common.runtime import Backoff, wait_any
 
 
 async def test_wait_any_returns_when_one_event_is_set() -> None:
