@@ -195,7 +195,7 @@ async def test_a_mailings_own_limit_holds_across_senders_and_follows_its_changes
     for engine in engines:
         clock = DatabaseClock(engine)
         await clock.measure_or_keep()
-        own.append(MailingRateLimit(engine, 50.0, clock.now, name="mailing:1"))
+        own.append(MailingRateLimit(engine, 50.0, clock.now, mailing_id=1))
 
     granted = await asyncio.gather(*(take(limiter, 40, 20) for limiter in own))
 

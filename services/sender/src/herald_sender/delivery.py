@@ -296,8 +296,12 @@ class Courier:
 
     def _out_of_time(self, message: _Message, now: datetime) -> Judgement | None:
         """Why the mailing's current terms let no request start now, or None."""
-        if not self._refresh_terms(message):
-            return BLOCKED[ErrorClass.terms_unknown]
+        if self._watch is not None:
+            current = self._watch.current(message.mailing_id)
+            if current is None:
+                return BLOCKED[ErrorClass.terms_unknown]
+            if current.revision >= message.terms.revision:
+                message.terms = current
         return decisions.blocked_by_terms(
             message.terms,
             now,
@@ -306,17 +310,6 @@ class Courier:
             tag=message.state.tag,
             returned=message.returned,
         )
-
-    def _refresh_terms(self, message: _Message) -> bool:
-        """Take the mailing's current terms from the watch; False when it has none."""
-        if self._watch is None:
-            return True
-        current = self._watch.current(message.mailing_id)
-        if current is None:
-            return False
-        if current.revision >= message.terms.revision:
-            message.terms = current
-        return True
 
     def _blocked(self, message: _Message, now: datetime, *, trial: bool) -> Judgement | None:
         """Why no request may start for this message now, or None when one may."""
@@ -343,10 +336,6 @@ class Courier:
     async def _request(self, message: _Message, *, trial: bool) -> Judgement:
         state = message.state
         while True:
-            # Not worth a slot of the rate: a paused mailing's messages would take them.
-            blocked = self._blocked(message, self._clock(), trial=trial)
-            if blocked is not None:
-                return blocked
             # The rate's slots first: a request waiting for the rate holds no worker.
             slots = await self._take_slots(message)
             async with self.concurrency:

@@ -80,9 +80,7 @@ class SharedRateLimit:
         self._engine = engine
         self._database_now = database_now
         self._name = name
-        self._limit = limit
-        self._max_lease = max(1, int(limit * LEASE_SECONDS))
-        self._fine_lease = max(1, int(limit * FINE_LEASE_SECONDS))
+        self._set_limit(limit)
         self._fine_until = 0.0
         # Leased and not yet handed out, in time order.
         self._slots: collections.deque[float] = collections.deque()
@@ -102,7 +100,7 @@ class SharedRateLimit:
     @property
     def idle(self) -> bool:
         """No request waits for it."""
-        return not any(not waiter.done() for waiter in self._waiters)
+        return all(waiter.done() for waiter in self._waiters)
 
     async def start(self) -> None:
         async with self._engine.connect() as connection:
@@ -167,10 +165,13 @@ class SharedRateLimit:
 
     def retune(self, limit: float) -> None:
         """A new limit (an operator changed it): slots in hand were leased at the old one."""
+        self._set_limit(limit)
+        self._slots.clear()
+
+    def _set_limit(self, limit: float) -> None:
         self._limit = limit
         self._max_lease = max(1, int(limit * LEASE_SECONDS))
         self._fine_lease = max(1, int(limit * FINE_LEASE_SECONDS))
-        self._slots.clear()
 
     async def throttled(self, retry_after: float | None) -> None:
         """The API answered 429: slow every sender down."""
@@ -267,21 +268,22 @@ class MailingRateLimit(SharedRateLimit):
         limit: float,
         database_now: Callable[[], datetime],
         *,
-        name: str,
-        current_rate: Callable[[], float | None] | None = None,
+        mailing_id: int,
+        current: Callable[[int], MailingTerms | None] | None = None,
     ) -> None:
-        super().__init__(engine, limit, database_now, name=name)
-        self._current_rate = current_rate
+        super().__init__(engine, limit, database_now, name=f"mailing:{mailing_id}")
+        self._mailing_id = mailing_id
+        # The watch's current terms; None while they cannot be read (the limit stays).
+        self._current = current
 
     def _follow(self) -> None:
-        rate = self._current_rate() if self._current_rate is not None else self._limit
-        if rate is None:
-            self.close()  # the operator removed it: its waiters go on at once
-        elif rate != self._limit:
-            self.retune(rate)
-
-    async def start(self) -> None:
-        """Nothing to prepare: the row is made by its first lease."""
+        terms = self._current(self._mailing_id) if self._current is not None else None
+        if terms is None:
+            return
+        if terms.max_rate is None:
+            self.close()  # the operator removed it: its waiters go on
+        elif terms.max_rate != self._limit:
+            self.retune(terms.max_rate)
 
     def _in_force(self, rate: float) -> None:
         """The gauge is the global limit's."""
@@ -304,7 +306,7 @@ class MailingRateLimits:
     ) -> None:
         self._engine = engine
         self._database_now = database_now
-        # The watch's current terms: a limit follows its mailing's max_rate through them.
+        # The watch's current terms: each limit follows its mailing's max_rate through them.
         self._current = current
         self._limits: dict[int, MailingRateLimit] = {}
 
@@ -324,23 +326,12 @@ class MailingRateLimits:
                 self._engine,
                 terms.max_rate,
                 self._database_now,
-                name=f"mailing:{terms.id}",
-                current_rate=self._rate_of(terms.id, terms.max_rate),
+                mailing_id=terms.id,
+                current=self._current,
             )
             self._limits[terms.id] = limit
-        elif limit.limit != terms.max_rate:
-            limit.retune(terms.max_rate)
+        # A changed max_rate is taken up by the limit itself, before its next lease.
         return limit
-
-    def _rate_of(self, mailing_id: int, rate: float | None) -> Callable[[], float | None]:
-        def current_rate() -> float | None:
-            nonlocal rate
-            terms = self._current(mailing_id) if self._current is not None else None
-            if terms is not None:  # else unknown for now (the watch cannot read them)
-                rate = terms.max_rate
-            return rate
-
-        return current_rate
 
     def close(self) -> None:
         for limit in self._limits.values():
